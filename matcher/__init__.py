@@ -1,0 +1,1 @@
+"""Matching engine: vector and lexical indexes, fusion, explanations, filters."""

@@ -1,0 +1,102 @@
+"""Command line: `python -m matcher rank|evaluate|demo ...`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from matcher.evaluation import METRICS, load_corpus, load_qrels, load_queries, score_run, write_trec
+from matcher.ranking import EvalRanker
+from matcher.retriever import MODES
+
+
+def _encoder(spec: str | None):
+    from embeddings.loader import load_encoder
+
+    return load_encoder(spec)
+
+
+def cmd_rank(args: argparse.Namespace) -> int:
+    docs = load_corpus(Path(args.corpus))
+    queries = load_queries(Path(args.queries))
+    encoder = _encoder(args.model) if args.mode != "lexical" else None
+    ranker = EvalRanker(encoder, docs, dense=args.mode != "lexical", progress=not args.quiet)
+    run = ranker.rank(queries, k=args.top_k, mode=args.mode, progress=not args.quiet)
+    write_trec(run, sys.stdout, tag=args.tag or f"g60-{args.mode}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    set_dir = Path(args.setdir)
+    for name in ("corpus.jsonl", "queries.jsonl", "qrels.tsv"):
+        if not (set_dir / name).is_file():
+            print(f"error: {set_dir / name} not found", file=sys.stderr)
+            return 2
+    docs = load_corpus(set_dir / "corpus.jsonl")
+    queries = load_queries(set_dir / "queries.jsonl")
+    qrels = load_qrels(set_dir / "qrels.tsv")
+    encoder = _encoder(args.model)
+    started = time.perf_counter()
+    ranker = EvalRanker(encoder, docs, progress=not args.quiet)
+    build_s = time.perf_counter() - started
+    rows = []
+    for mode in args.modes:
+        run = ranker.rank(queries, k=100, mode=mode)
+        rows.append((mode, score_run(run, qrels), ranker.timings.queries_s[mode]))
+    print(f"{set_dir.name}: {len(docs)} documents, {len(queries)} queries, "
+          f"model {encoder.name}")
+    print(f"index build {build_s:.1f}s (document encoding {ranker.timings.encode_documents_s:.1f}s, "
+          "shared by dense and hybrid)")
+    header = f"{'mode':<8}" + "".join(f"{m:>9}" for m in METRICS) + f"{'query s':>9}"
+    print(header)
+    for mode, scores, seconds in rows:
+        print(f"{mode:<8}" + "".join(f"{scores[m]:>9.4f}" for m in METRICS) + f"{seconds:>9.1f}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from matcher.demo import run_demo
+
+    return run_demo(query=args.query, encoder_spec=args.model)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m matcher", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    rank = sub.add_parser("rank", help="rank a corpus for a query set; TREC run on stdout")
+    rank.add_argument("--corpus", required=True, help="corpus.jsonl (id, title, text, keywords)")
+    rank.add_argument("--queries", required=True, help="queries.jsonl (id, text)")
+    rank.add_argument("--top-k", type=int, default=100)
+    rank.add_argument("--mode", choices=MODES, default="hybrid")
+    rank.add_argument("--model", default=None, help="model folder, or 'fake' (default: e5)")
+    rank.add_argument("--tag", default=None, help="run tag in the last column")
+    rank.add_argument("--quiet", action="store_true", help="no progress bars on stderr")
+    rank.set_defaults(func=cmd_rank)
+
+    evaluate = sub.add_parser("evaluate", help="nDCG@10, MRR@10, R@10, R@100 for every mode")
+    evaluate.add_argument("setdir", help="folder with corpus.jsonl, queries.jsonl, qrels.tsv")
+    evaluate.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    evaluate.add_argument("--model", default=None)
+    evaluate.add_argument("--quiet", action="store_true")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    demo = sub.add_parser("demo", help="set up the demo corpus and answer a sample query")
+    demo.add_argument("--query", default=None, help="free-text need to match")
+    demo.add_argument("--model", default=None)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "top_k", 1) < 1:
+        print("error: --top-k must be positive", file=sys.stderr)
+        return 2
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,134 @@
+"""Retrieval sets in the shared/eval layout, TREC runs, and the metrics we report."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+Run = dict[str, list[tuple[str, float]]]  # query id → ranked (doc id, score)
+Qrels = dict[str, dict[str, int]]
+
+
+@dataclass(frozen=True)
+class EvalDoc:
+    id: str
+    title: str
+    text: str
+
+
+@dataclass(frozen=True)
+class EvalQuery:
+    id: str
+    text: str
+
+
+def _read_jsonl(path: Path) -> Iterable[tuple[int, dict]]:
+    with open(path, encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from None
+            if not isinstance(record, dict) or "id" not in record:
+                raise ValueError(f"{path}:{line_no}: expected an object with an 'id'")
+            yield line_no, record
+
+
+def _as_text(value: object) -> str:
+    # Keyword fields come as lists or as one string; both count as text.
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple):
+        return " ".join(str(v) for v in value if v is not None)
+    return str(value)
+
+
+def load_corpus(path: Path) -> list[EvalDoc]:
+    docs = []
+    for line_no, rec in _read_jsonl(path):
+        title = _as_text(rec.get("title")).strip()
+        body = " ".join(
+            part for part in (_as_text(rec.get("text")).strip(), _as_text(rec.get("keywords")).strip())
+            if part
+        )
+        if not title and not body:
+            raise ValueError(f"{path}:{line_no}: document {rec['id']!r} has no title and no text")
+        docs.append(EvalDoc(str(rec["id"]), title, body))
+    return docs
+
+
+def load_queries(path: Path) -> list[EvalQuery]:
+    queries = []
+    for line_no, rec in _read_jsonl(path):
+        text = _as_text(rec.get("text")).strip()
+        if not text:
+            raise ValueError(f"{path}:{line_no}: query {rec['id']!r} has empty text")
+        queries.append(EvalQuery(str(rec["id"]), text))
+    return queries
+
+
+def load_qrels(path: Path) -> Qrels:
+    qrels: Qrels = {}
+    with open(path, encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 4:
+                raise ValueError(f"{path}:{line_no}: expected 'qid 0 docid grade'")
+            qid, _, doc_id, grade = parts
+            qrels.setdefault(qid, {})[doc_id] = int(grade)
+    return qrels
+
+
+def write_trec(run: Run, out: TextIO, tag: str) -> None:
+    for qid, ranked in run.items():
+        for rank, (doc_id, score) in enumerate(ranked, start=1):
+            out.write(f"{qid} Q0 {doc_id} {rank} {score:.6f} {tag}\n")
+
+
+def ndcg_at(ranked: Sequence[str], judged: dict[str, int], k: int) -> float:
+    # Exponential gain, as trec_eval's ndcg_cut with graded qrels.
+    dcg = sum((2 ** judged.get(d, 0) - 1) / math.log2(i + 2) for i, d in enumerate(ranked[:k]))
+    ideal = sorted((g for g in judged.values() if g > 0), reverse=True)[:k]
+    idcg = sum((2**g - 1) / math.log2(i + 2) for i, g in enumerate(ideal))
+    return dcg / idcg if idcg else 0.0
+
+
+def mrr_at(ranked: Sequence[str], judged: dict[str, int], k: int) -> float:
+    for i, doc_id in enumerate(ranked[:k]):
+        if judged.get(doc_id, 0) > 0:
+            return 1.0 / (i + 1)
+    return 0.0
+
+
+def recall_at(ranked: Sequence[str], judged: dict[str, int], k: int) -> float:
+    relevant = {d for d, g in judged.items() if g > 0}
+    if not relevant:
+        return 0.0
+    return len(relevant.intersection(ranked[:k])) / len(relevant)
+
+
+METRICS = ("nDCG@10", "MRR@10", "R@10", "R@100")
+
+
+def score_run(run: Run, qrels: Qrels) -> dict[str, float]:
+    """Mean of each metric over the judged queries (queries with no relevant doc are skipped)."""
+    judged_ids = [q for q, rel in qrels.items() if any(g > 0 for g in rel.values())]
+    if not judged_ids:
+        raise ValueError("qrels hold no relevant document")
+    totals = dict.fromkeys(METRICS, 0.0)
+    for qid in judged_ids:
+        ranked = [doc_id for doc_id, _ in run.get(qid, [])]
+        judged = qrels[qid]
+        totals["nDCG@10"] += ndcg_at(ranked, judged, 10)
+        totals["MRR@10"] += mrr_at(ranked, judged, 10)
+        totals["R@10"] += recall_at(ranked, judged, 10)
+        totals["R@100"] += recall_at(ranked, judged, 100)
+    return {name: value / len(judged_ids) for name, value in totals.items()}

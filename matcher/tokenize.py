@@ -1,0 +1,69 @@
+"""Chinese-first word segmentation shared by BM25 and the explanations.
+
+jieba's search mode emits both long words and their sub-words (e.g. 锂离子电池 → 锂离子, 电池,
+锂离子电池), so a need that says 电池 still meets a result that says 锂离子电池. Latin words
+and numbers are lower-cased and kept whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from functools import lru_cache
+
+import jieba
+
+jieba.setLogLevel(logging.WARNING)
+
+# A token worth indexing holds at least one CJK character, letter or digit.
+_CONTENT = re.compile(r"[\w\u3400-\u9fff]", re.UNICODE)
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+# Words so common in needs and abstracts that sharing them says nothing about a match.
+# BM25's idf already discounts them; explanations must not show them as "shared terms".
+EXPLANATION_STOPWORDS = frozenset(
+    """
+    的 了 和 与 及 或 在 对 为 以 于 其 中 是 有 等 将 被 由 从 并 而 可 也 上 下 后 前 该 本 个
+    一种 一个 一 所述 本发明 发明 实用新型 公开 提供 包括 包含 具有 采用 利用 使用 通过 进行 实现
+    方法 装置 系统 设备 结构 技术 研究 分析 结果 表明 提高 提出 基于 应用 影响 问题 需要 需求
+    我们 公司 企业 目前 现有 能够 可以 以及 同时 相关 主要 其中 设置 连接 用于 一端 另一端 所示
+    本文 作者 条件 情况 通过对 得到 不同 之间 作为 要求 希望 合作 解决 开发 研发 产品 生产
+    the of and to in for on with by a an is are was were be this that from as at or we our
+    """.split()
+)
+
+
+def normalise(text: str) -> str:
+    # NFKC folds full-width Latin letters and digits (ＡＢＣ１２３) into their ASCII forms.
+    return unicodedata.normalize("NFKC", text).lower()
+
+
+def tokenize(text: str) -> list[str]:
+    """Index/query tokens: jieba search-mode words, punctuation and spaces dropped."""
+    return [t for t in jieba.lcut_for_search(normalise(text)) if _CONTENT.search(t)]
+
+
+@lru_cache(maxsize=4096)
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(tokenize(text))
+
+
+def explanation_terms(text: str) -> set[str]:
+    """Terms that can explain a match: content words, not stopwords or single characters.
+
+    A single CJK character (e.g. 铁) is too ambiguous to show as a reason; a Latin token needs
+    two letters or more so units and list markers (a, b, 1) stay out.
+    """
+    terms = set()
+    for word in _words(text):
+        if word in EXPLANATION_STOPWORDS or word.isdigit():
+            continue
+        if len(word) < 2:
+            continue
+        terms.add(word)
+    return terms
+
+
+def has_cjk(text: str) -> bool:
+    return bool(_CJK.search(text))

@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+
+from embeddings.base import EmptyTextError
+from embeddings.cache import CachedEncoder, EmbeddingCache
+from embeddings.fake import FakeEncoder
+
+
+class CountingEncoder(FakeEncoder):
+    def __init__(self) -> None:
+        super().__init__(32)
+        self.seen: list[str] = []
+
+    def encode_documents(self, texts, *, progress=False):
+        self.seen.extend(texts)
+        return super().encode_documents(texts)
+
+    def encode_queries(self, texts, *, progress=False):
+        self.seen.extend(texts)
+        return super().encode_queries(texts)
+
+
+def test_second_pass_encodes_nothing(tmp_path):
+    inner = CountingEncoder()
+    cache = EmbeddingCache(tmp_path / "e.sqlite")
+    enc = CachedEncoder(inner, cache)
+    first = enc.encode_documents(["锂电池", "光伏", "锂电池"])
+    assert inner.seen == ["锂电池", "光伏"]  # duplicates encoded once
+    inner.seen.clear()
+    again = CachedEncoder(inner, EmbeddingCache(tmp_path / "e.sqlite"))
+    second = again.encode_documents(["光伏", "锂电池", "新文本"])
+    assert inner.seen == ["新文本"]
+    np.testing.assert_allclose(second[1], first[0])
+    np.testing.assert_allclose(second[0], first[1])
+    assert second.dtype == np.float32
+
+
+def test_roles_and_models_are_kept_apart(tmp_path):
+    inner = CountingEncoder()
+    enc = CachedEncoder(inner, EmbeddingCache(tmp_path / "e.sqlite"))
+    enc.encode_documents(["电池"])
+    enc.encode_queries(["电池"])
+    assert inner.seen == ["电池", "电池"]
+    assert enc.cache.count(inner.name) == 2
+    assert enc.cache.count("other-model") == 0
+
+
+def test_empty_text_refused_before_cache_or_model(tmp_path):
+    inner = CountingEncoder()
+    enc = CachedEncoder(inner, EmbeddingCache(tmp_path / "e.sqlite"))
+    with pytest.raises(EmptyTextError):
+        enc.encode_documents(["ok", "   "])
+    assert inner.seen == []
+
+
+def test_many_texts_cross_lookup_slices(tmp_path):
+    enc = CachedEncoder(CountingEncoder(), EmbeddingCache(tmp_path / "e.sqlite"))
+    texts = [f"文本{i}" for i in range(1234)]
+    a = enc.encode_documents(texts)
+    b = enc.encode_documents(texts)
+    np.testing.assert_array_equal(a, b)

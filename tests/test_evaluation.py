@@ -1,0 +1,87 @@
+import io
+import json
+
+import pytest
+
+from matcher.cli import main
+from matcher.evaluation import (
+    load_corpus,
+    load_qrels,
+    mrr_at,
+    ndcg_at,
+    recall_at,
+    score_run,
+    write_trec,
+)
+
+
+def test_metrics_on_hand_computed_cases():
+    judged = {"a": 2, "b": 1}
+    assert ndcg_at(["a", "b"], judged, 10) == pytest.approx(1.0)
+    # b first: dcg = 1/log2(2) + 3/log2(3); ideal = 3 + 1/log2(3)
+    expected = (1 + 3 / 1.5849625) / (3 + 1 / 1.5849625)
+    assert ndcg_at(["b", "a"], judged, 10) == pytest.approx(expected, rel=1e-6)
+    assert mrr_at(["x", "b"], judged, 10) == 0.5
+    assert recall_at(["x", "a"], judged, 10) == 0.5
+    assert recall_at(["a"] + ["x"] * 200, {"a": 1, "z": 1}, 100) == 0.5
+
+
+def test_score_run_skips_unjudged_queries():
+    scores = score_run({"q1": [("a", 1.0)], "q2": []}, {"q1": {"a": 1}, "q2": {"b": 0}})
+    assert scores["nDCG@10"] == 1.0
+
+
+def test_trec_format():
+    out = io.StringIO()
+    write_trec({"q1": [("d1", 0.5), ("d2", 0.25)]}, out, tag="t")
+    assert out.getvalue().splitlines() == ["q1 Q0 d1 1 0.500000 t", "q1 Q0 d2 2 0.250000 t"]
+
+
+def test_corpus_keywords_count_as_text_and_empty_docs_refused(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps({"id": "x", "title": "", "text": "", "keywords": ["a", "b"]}) + "\n"
+                    + json.dumps({"id": "y", "title": "", "text": "", "keywords": []}) + "\n",
+                    encoding="utf-8")
+    with pytest.raises(ValueError, match="c.jsonl:2"):
+        load_corpus(path)
+
+
+def test_bad_qrels_line(tmp_path):
+    path = tmp_path / "q.tsv"
+    path.write_text("q1 0 d1\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="q.tsv:1"):
+        load_qrels(path)
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
+def test_rank_cli_writes_trec(capsys, mode):
+    code = main(["rank", "--corpus", "tests/data/tiny/corpus.jsonl",
+                 "--queries", "tests/data/tiny/queries.jsonl", "--top-k", "3",
+                 "--mode", mode, "--model", "fake", "--quiet"])
+    assert code == 0
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert all(len(parts) == 6 and parts[1] == "Q0" for parts in lines)
+    by_query = {}
+    for qid, _, doc, rank, score, tag in lines:
+        by_query.setdefault(qid, []).append((doc, int(rank), float(score)))
+        assert tag == f"g60-{mode}"
+    assert by_query["q1"][0][0] in {"d1", "d4"}
+    assert all(len(v) <= 3 for v in by_query.values())
+    for ranked in by_query.values():
+        assert [r for _, r, _ in ranked] == list(range(1, len(ranked) + 1))
+        scores = [s for _, _, s in ranked]
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_evaluate_cli_prints_every_mode(capsys):
+    assert main(["evaluate", "tests/data/tiny", "--model", "fake", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    for mode in ("hybrid", "dense", "lexical"):
+        assert any(line.startswith(mode) for line in out.splitlines())
+    assert "nDCG@10" in out and "R@100" in out
+
+
+def test_cli_reports_bad_input(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path), "--model", "fake"]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["rank", "--corpus", "nope.jsonl", "--queries", "x", "--model", "fake"]) == 2

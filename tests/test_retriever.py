@@ -1,0 +1,101 @@
+import numpy as np
+import pytest
+
+from embeddings.fake import FakeEncoder
+from matcher.filters import Filters
+from matcher.retriever import Matcher
+from matcher.types import Item
+
+RESULTS = [
+    Item(1, "result", "高镍三元正极材料包覆改性", "通过氧化铝包覆提高锂电池正极循环稳定性",
+         {"industry": "新能源汽车", "result_type": "发明专利", "maturity": "中试",
+          "cooperation_mode": "技术转让;许可"}),
+    Item(2, "result", "工业视觉缺陷检测", "基于深度学习的表面缺陷检测算法，用于产线质检",
+         {"industry": "人工智能", "result_type": "论文", "maturity": "实验室"}),
+    Item(3, "result", "锂电池电解液添加剂", "提高锂电池高温循环寿命的电解液添加剂",
+         {"industry": "新能源汽车", "result_type": "论文", "maturity": "小试",
+          "date": "2021-05-01"}),
+    Item(4, "result", "光伏组件清洗机器人", "自动清洗光伏板表面灰尘的机器人",
+         {"industry": "低碳技术", "result_type": "样机", "maturity": "产业化"}),
+    Item(5, "result", "高镍三元正极材料包覆改性方法", "通过氧化铝包覆提高锂电池正极循环稳定性的方法",
+         {"industry": "新能源汽车", "result_type": "发明专利", "maturity": "小试"}),
+]
+NEEDS = [
+    Item(101, "need", "锂电池正极循环寿命不足", "我司高镍正极循环衰减快，需要包覆改性技术",
+         {"industry": "新能源汽车", "cooperation_mode": "许可"}),
+    Item(102, "need", "产线表面缺陷自动检测", "人工质检漏检率高，需要视觉检测算法",
+         {"industry": "人工智能"}),
+]
+
+
+@pytest.fixture()
+def matcher() -> Matcher:
+    m = Matcher(FakeEncoder(64))
+    m.index_items(RESULTS + NEEDS)
+    return m
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
+def test_free_text_finds_the_right_side(matcher, mode):
+    matches = matcher.search("锂电池正极包覆", side="result", k=3, mode=mode)
+    assert matches[0].id in {1, 5}
+    assert all(m.id < 100 for m in matches)
+
+
+def test_need_to_results_and_result_to_needs(matcher):
+    need = NEEDS[0]
+    top = matcher.match_item(need, target="result", k=2)
+    assert {m.id for m in top} == {1, 5}
+    back = matcher.match_item(RESULTS[1], target="need", k=1)
+    assert back[0].id == 102
+
+
+def test_similar_items_excludes_self_and_finds_duplicate(matcher):
+    similar = matcher.match_item(RESULTS[0], target="result", k=3)
+    assert 1 not in [m.id for m in similar]
+    assert similar[0].id == 5  # the near-duplicate
+
+
+def test_explanation_has_components_terms_and_facets(matcher):
+    match = matcher.match_item(NEEDS[0], target="result", k=1)[0]
+    exp = match.explanation
+    assert exp is not None
+    assert np.isfinite(exp.dense_score) and exp.lexical_score > 0
+    terms = {t.term for t in exp.shared_terms}
+    assert {"包覆", "正极"} <= terms
+    assert "industry=新能源汽车" in exp.facets_agreed
+    if match.id == 1:
+        assert "cooperation_mode=许可" in exp.facets_agreed
+
+
+def test_filters_keep_top_k_full(matcher):
+    filters = Filters.of(industry="新能源汽车", result_type="论文")
+    matches = matcher.search("缺陷检测算法", side="result", k=5, filters=filters)
+    assert [m.id for m in matches] == [3]  # the only allowed item, even though unrelated
+    wide = matcher.search("缺陷检测", side="result", k=3,
+                          filters=Filters.of(industry=["新能源汽车", "人工智能"]))
+    assert len(wide) == 3
+
+
+def test_date_filter_and_unknown_filter(matcher):
+    dated = matcher.search("锂电池", side="result", k=5, filters=Filters.of(date_from="2021-01-01"))
+    assert [m.id for m in dated] == [3]
+    with pytest.raises(ValueError, match="unknown filter"):
+        Filters.of(colour="red")
+    with pytest.raises(ValueError, match="date_from"):
+        Filters.of(date_from="yesterday")
+
+
+def test_update_and_remove_one_item(matcher):
+    matcher.index_items([Item(2, "result", "锂电池正极包覆", "正极包覆改性")])
+    assert 2 in [m.id for m in matcher.search("正极包覆", side="result", k=3)]
+    assert matcher.remove_items("result", [2, 999]) == 1
+    for mode in ("hybrid", "dense", "lexical"):
+        assert 2 not in [m.id for m in matcher.search("正极包覆", side="result", k=5, mode=mode)]
+
+
+def test_bad_arguments(matcher):
+    with pytest.raises(ValueError, match="mode"):
+        matcher.search("x", side="result", mode="magic")
+    with pytest.raises(ValueError, match="k must be positive"):
+        matcher.search("x", side="result", k=0)
