@@ -47,7 +47,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         rows.append((mode, score_run(run, qrels), ranker.timings.queries_s[mode]))
     print(f"{set_dir.name}: {len(docs)} documents, {len(queries)} queries, "
           f"model {encoder.name}")
-    print(f"index build {build_s:.1f}s (document encoding {ranker.timings.encode_documents_s:.1f}s, "
+    encode_s = ranker.timings.encode_documents_s
+    print(f"index build {build_s:.1f}s (document encoding {encode_s:.1f}s, "
           "shared by dense and hybrid)")
     header = f"{'mode':<8}" + "".join(f"{m:>9}" for m in METRICS) + f"{'query s':>9}"
     print(header)

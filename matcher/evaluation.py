@@ -51,14 +51,12 @@ def _as_text(value: object) -> str:
 
 def load_corpus(path: Path) -> list[EvalDoc]:
     docs = []
-    for line_no, rec in _read_jsonl(path):
+    for _, rec in _read_jsonl(path):
         title = _as_text(rec.get("title")).strip()
-        body = " ".join(
-            part for part in (_as_text(rec.get("text")).strip(), _as_text(rec.get("keywords")).strip())
-            if part
-        )
-        if not title and not body:
-            raise ValueError(f"{path}:{line_no}: document {rec['id']!r} has no title and no text")
+        parts = (_as_text(rec.get("text")).strip(), _as_text(rec.get("keywords")).strip())
+        body = " ".join(part for part in parts if part)
+        # A document with neither title nor text is kept (the set's ids stay whole) but has
+        # nothing to match on; the ranker leaves it out of its indexes.
         docs.append(EvalDoc(str(rec["id"]), title, body))
     return docs
 

@@ -33,7 +33,8 @@ class EvalRanker:
         self.docs = list(docs)
         self.timings = RankTimings(queries_s={})
         self.matcher = Matcher(encoder)
-        items = [Item(n, SIDE, d.title, d.text) for n, d in enumerate(self.docs)]
+        items = [Item(n, SIDE, d.title, d.text) for n, d in enumerate(self.docs)
+                 if d.title or d.text]
         started = time.perf_counter()
         if dense:
             vectors = encoder.encode_documents([i.full_text for i in items], progress=progress)

@@ -70,6 +70,13 @@ class Matcher:
         """Insert or replace items (one side or both); only these items are encoded."""
         if not items:
             return
+        # The same id twice in one batch: the last version wins, as it would across calls.
+        last = {(item.side, item.id): n for n, item in enumerate(items)}
+        if len(last) < len(items):
+            keep = sorted(last.values())
+            items = [items[n] for n in keep]
+            if vectors is not None:
+                vectors = vectors[keep]
         if vectors is None:
             if self.encoder is None:
                 raise ValueError("a lexical-only matcher needs the vectors passed in")

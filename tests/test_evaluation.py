@@ -37,13 +37,17 @@ def test_trec_format():
     assert out.getvalue().splitlines() == ["q1 Q0 d1 1 0.500000 t", "q1 Q0 d2 2 0.250000 t"]
 
 
-def test_corpus_keywords_count_as_text_and_empty_docs_refused(tmp_path):
+def test_corpus_keywords_count_as_text_and_empty_docs_kept(tmp_path):
     path = tmp_path / "c.jsonl"
     path.write_text(json.dumps({"id": "x", "title": "", "text": "", "keywords": ["a", "b"]}) + "\n"
-                    + json.dumps({"id": "y", "title": "", "text": "", "keywords": []}) + "\n",
-                    encoding="utf-8")
-    with pytest.raises(ValueError, match="c.jsonl:2"):
+                    + json.dumps({"id": "y", "title": None, "text": ""}) + "\n"
+                    + "[1, 2]\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="c.jsonl:3"):
         load_corpus(path)
+    path.write_text("\n".join(path.read_text(encoding="utf-8").splitlines()[:2]), encoding="utf-8")
+    docs = load_corpus(path)
+    assert docs[0].text == "a b"
+    assert (docs[1].title, docs[1].text) == ("", "")
 
 
 def test_bad_qrels_line(tmp_path):

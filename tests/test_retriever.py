@@ -7,24 +7,62 @@ from matcher.retriever import Matcher
 from matcher.types import Item
 
 RESULTS = [
-    Item(1, "result", "高镍三元正极材料包覆改性", "通过氧化铝包覆提高锂电池正极循环稳定性",
-         {"industry": "新能源汽车", "result_type": "发明专利", "maturity": "中试",
-          "cooperation_mode": "技术转让;许可"}),
-    Item(2, "result", "工业视觉缺陷检测", "基于深度学习的表面缺陷检测算法，用于产线质检",
-         {"industry": "人工智能", "result_type": "论文", "maturity": "实验室"}),
-    Item(3, "result", "锂电池电解液添加剂", "提高锂电池高温循环寿命的电解液添加剂",
-         {"industry": "新能源汽车", "result_type": "论文", "maturity": "小试",
-          "date": "2021-05-01"}),
-    Item(4, "result", "光伏组件清洗机器人", "自动清洗光伏板表面灰尘的机器人",
-         {"industry": "低碳技术", "result_type": "样机", "maturity": "产业化"}),
-    Item(5, "result", "高镍三元正极材料包覆改性方法", "通过氧化铝包覆提高锂电池正极循环稳定性的方法",
-         {"industry": "新能源汽车", "result_type": "发明专利", "maturity": "小试"}),
+    Item(
+        1,
+        "result",
+        "高镍三元正极材料包覆改性",
+        "通过氧化铝包覆提高锂电池正极循环稳定性",
+        {
+            "industry": "新能源汽车",
+            "result_type": "发明专利",
+            "maturity": "中试",
+            "cooperation_mode": "技术转让;许可",
+        },
+    ),
+    Item(
+        2,
+        "result",
+        "工业视觉缺陷检测",
+        "基于深度学习的表面缺陷检测算法，用于产线质检",
+        {"industry": "人工智能", "result_type": "论文", "maturity": "实验室"},
+    ),
+    Item(
+        3,
+        "result",
+        "锂电池电解液添加剂",
+        "提高锂电池高温循环寿命的电解液添加剂",
+        {"industry": "新能源汽车", "result_type": "论文", "maturity": "小试", "date": "2021-05-01"},
+    ),
+    Item(
+        4,
+        "result",
+        "光伏组件清洗机器人",
+        "自动清洗光伏板表面灰尘的机器人",
+        {"industry": "低碳技术", "result_type": "样机", "maturity": "产业化"},
+    ),
+    Item(
+        5,
+        "result",
+        "高镍三元正极材料包覆改性方法",
+        "通过氧化铝包覆提高锂电池正极循环稳定性的方法",
+        {"industry": "新能源汽车", "result_type": "发明专利", "maturity": "小试"},
+    ),
 ]
 NEEDS = [
-    Item(101, "need", "锂电池正极循环寿命不足", "我司高镍正极循环衰减快，需要包覆改性技术",
-         {"industry": "新能源汽车", "cooperation_mode": "许可"}),
-    Item(102, "need", "产线表面缺陷自动检测", "人工质检漏检率高，需要视觉检测算法",
-         {"industry": "人工智能"}),
+    Item(
+        101,
+        "need",
+        "锂电池正极循环寿命不足",
+        "我司高镍正极循环衰减快，需要包覆改性技术",
+        {"industry": "新能源汽车", "cooperation_mode": "许可"},
+    ),
+    Item(
+        102,
+        "need",
+        "产线表面缺陷自动检测",
+        "人工质检漏检率高，需要视觉检测算法",
+        {"industry": "人工智能"},
+    ),
 ]
 
 
@@ -72,8 +110,9 @@ def test_filters_keep_top_k_full(matcher):
     filters = Filters.of(industry="新能源汽车", result_type="论文")
     matches = matcher.search("缺陷检测算法", side="result", k=5, filters=filters)
     assert [m.id for m in matches] == [3]  # the only allowed item, even though unrelated
-    wide = matcher.search("缺陷检测", side="result", k=3,
-                          filters=Filters.of(industry=["新能源汽车", "人工智能"]))
+    wide = matcher.search(
+        "缺陷检测", side="result", k=3, filters=Filters.of(industry=["新能源汽车", "人工智能"])
+    )
     assert len(wide) == 3
 
 

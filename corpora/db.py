@@ -1,0 +1,109 @@
+"""Engines, sessions and migrations.
+
+SQLite by default (`<MATCHER_HOME>/matcher.sqlite`), PostgreSQL when `DATABASE_URL` says so;
+the same code runs on both. The schema is only ever created by Alembic (`upgrade`), never by
+`metadata.create_all`, so that every database has a revision history later migrations extend.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from embeddings.paths import matcher_home
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MIGRATIONS_DIR = REPO_ROOT / "migrations"
+
+
+def default_url() -> str:
+    """`DATABASE_URL` if set, else the SQLite file under MATCHER_HOME."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    return f"sqlite:///{matcher_home() / 'matcher.sqlite'}"
+
+
+def _enable_sqlite_pragmas(dbapi_connection: Any, _connection_record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # SQLite ignores foreign keys unless asked, per connection.
+    cursor.execute("PRAGMA foreign_keys=ON")
+    # WAL lets readers (the site) carry on while an import writes.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def create_engine_for(url: str | URL | None = None, **kwargs: object) -> Engine:
+    """An engine for `url` (default: `default_url()`); SQLite gets foreign keys and WAL on."""
+    parsed = make_url(url if url is not None else default_url())
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, **kwargs)
+        event.listen(engine, "connect", _enable_sqlite_pragmas)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(parsed, **kwargs)
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    # expire_on_commit=False: reports and callers read ids and titles after the commit.
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(bind: Engine | sessionmaker[Session]) -> Iterator[Session]:
+    """One transaction: commit when the block ends normally, roll back on any exception."""
+    factory = bind if isinstance(bind, sessionmaker) else make_sessionmaker(bind)
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def alembic_config(url: str | URL | None = None) -> Config:
+    """An Alembic config that finds `migrations/` from this file, whatever the cwd."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    rendered = make_url(url if url is not None else default_url()).render_as_string(
+        hide_password=False
+    )
+    # Config values go through ConfigParser interpolation: a literal % must be doubled.
+    config.set_main_option("sqlalchemy.url", rendered.replace("%", "%%"))
+    return config
+
+
+def upgrade(url: str | URL | Engine | None = None, revision: str = "head") -> None:
+    """Bring the database at `url` (or behind `engine`) to `revision` (default: head)."""
+    if isinstance(url, Engine):
+        config = alembic_config(url.url)
+        with url.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+        return
+    config = alembic_config(url)
+    command.upgrade(config, revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The Alembic revision the database is at (None before the first upgrade)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()

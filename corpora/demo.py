@@ -1,0 +1,242 @@
+"""The demo corpus: public papers and patents as results of sample institutions, plus firm needs.
+
+Sources (attribution travels with the data, see docs/import-format.md):
+- `<shared>/data/csl_papers.jsonl`: CSL, Chinese Scientific Literature (Apache-2.0) → 论文
+- `<shared>/data/patents.jsonl`: KPPatent-ZH (MIT) → 发明专利
+- `corpora/data/demo_needs.jsonl`: needs written for the demo, posted by sample firms
+
+None of these records comes from a real university: they are assigned to sample institutions
+named "示例…（演示数据）" and flagged `is_sample`. Their maturity, institution and transfer modes
+are demo metadata, drawn deterministically from a hash of the record id (so every build gives
+the same answer); their industry comes from the keyword heuristic in `corpora.industries`.
+Patents without a title get one derived from the first clause of the abstract, marked with
+`DERIVED_TITLE_MARK` so users can see it is not the patent's own.
+
+Every record goes through the importer (`corpora.importer`), so the demo obeys the same
+validation and upsert rules as a user's upload; building twice creates nothing new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from corpora.importer import ImportReport, import_records, import_table, read_source
+from corpora.industries import classify_industry
+from corpora.schema import NEED_SCHEMA, TITLE_MAX
+
+DEMO_NEEDS_PATH = Path(__file__).resolve().parent / "data" / "demo_needs.jsonl"
+PAPERS_FILE = Path("data") / "csl_papers.jsonl"
+PATENTS_FILE = Path("data") / "patents.jsonl"
+
+DERIVED_TITLE_MARK = "〔据摘要拟题〕"
+DERIVED_TITLE_MAX = 60
+
+
+@dataclass(frozen=True)
+class SampleInstitution:
+    name: str
+    kind: str  # university | institute
+    city: str
+
+
+SAMPLE_INSTITUTIONS: tuple[SampleInstitution, ...] = (
+    SampleInstitution("示例大学甲（演示数据）", "university", "上海松江"),
+    SampleInstitution("示例大学乙（演示数据）", "university", "杭州"),
+    SampleInstitution("示例大学丙（演示数据）", "university", "合肥"),
+    SampleInstitution("示例大学丁（演示数据）", "university", "苏州"),
+    SampleInstitution("示例研究院戊（演示数据）", "institute", "嘉兴"),
+    SampleInstitution("示例研究院己（演示数据）", "institute", "芜湖"),
+)
+
+Weighted = Sequence[tuple[Any, int]]
+
+# Papers are mostly early-stage; patents spread further towards industrialisation.
+PAPER_MATURITY: Weighted = (("实验室", 6), ("小试", 3), ("中试", 1))
+PATENT_MATURITY: Weighted = (("实验室", 2), ("小试", 3), ("中试", 3), ("产业化", 2))
+PAPER_TRANSFER_MODES: Weighted = (
+    (("技术咨询",), 4),
+    (("合作开发",), 3),
+    (("技术咨询", "合作开发"), 3),
+)
+PATENT_TRANSFER_MODES: Weighted = (
+    (("技术转让",), 3),
+    (("许可",), 2),
+    (("技术转让", "许可"), 3),
+    (("合作开发",), 1),
+    (("作价入股",), 1),
+)
+
+
+def pick(record_id: str, purpose: str, weighted: Weighted) -> Any:
+    """A weighted choice that depends only on the record id and what it is for."""
+    digest = hashlib.sha256(f"{purpose}:{record_id}".encode()).digest()
+    point = int.from_bytes(digest[:8], "big") % sum(weight for _, weight in weighted)
+    for value, weight in weighted:
+        if point < weight:
+            return value
+        point -= weight
+    raise AssertionError("unreachable: point is below the total weight")
+
+
+def institution_for(record_id: str) -> SampleInstitution:
+    return pick(record_id, "institution", [(inst, 1) for inst in SAMPLE_INSTITUTIONS])
+
+
+# Patent abstracts open with boilerplate ("本发明公开了一种…"); a title starts after it.
+_BOILERPLATE = (
+    re.compile(r"^本(发明|实用新型|申请|公开|文|技术)(实施例|的实施方式)?"),
+    re.compile(r"^的(目的|课题)"),
+    re.compile(r"^(是|为|在于)"),
+    re.compile(r"^(公开|提供|涉及|提出|描述|揭示|属于)(了)?"),
+)
+_FIRST_CLAUSE = re.compile(r"[，。；：,;:！？!?]")
+_STEPS_TAIL = re.compile(r"(包含|包括)((以下|如下)的?步骤)?$")
+
+
+def derive_title(abstract: str) -> str | None:
+    """'本发明公开了一种X方法，包括…' → '〔据摘要拟题〕一种X方法'; None if nothing usable."""
+    clause = _FIRST_CLAUSE.split(abstract.strip(), maxsplit=1)[0].strip()
+    stripped = clause
+    for pattern in _BOILERPLATE:
+        stripped = pattern.sub("", stripped, count=1).strip()
+    stripped = _STEPS_TAIL.sub("", stripped).strip()
+    title = stripped if len(stripped) >= 4 else clause
+    if not title:
+        return None
+    if len(title) > DERIVED_TITLE_MAX:
+        title = title[: DERIVED_TITLE_MAX - 1] + "…"
+    return f"{DERIVED_TITLE_MARK}{title}"[:TITLE_MAX]
+
+
+def _read_jsonl(path: Path, limit: int | None) -> Iterator[dict[str, Any]]:
+    with path.open(encoding="utf-8") as stream:
+        for count, line in enumerate(stream):
+            if limit is not None and count >= limit:
+                return
+            yield json.loads(line)
+
+
+def _result_record(source: dict[str, Any], result_type: str) -> dict[str, Any]:
+    record_id = source["id"]
+    institution = institution_for(record_id)
+    is_paper = result_type == "论文"
+    title = (source.get("title") or "").strip() or derive_title(source.get("abstract") or "")
+    keywords = source.get("keywords") or []
+    guess = classify_industry(
+        title or "", source.get("abstract") or "", keywords, source.get("discipline")
+    )
+    return {
+        "external_id": record_id,
+        "title": title,
+        "abstract": source.get("abstract"),
+        "keywords": keywords,
+        "result_type": result_type,
+        "industry": guess.industry,
+        "maturity": pick(record_id, "maturity", PAPER_MATURITY if is_paper else PATENT_MATURITY),
+        "transfer_modes": list(
+            pick(record_id, "transfer", PAPER_TRANSFER_MODES if is_paper else PATENT_TRANSFER_MODES)
+        ),
+        "institution": institution.name,
+        "institution_kind": institution.kind,
+        "institution_city": institution.city,
+    }
+
+
+@dataclass
+class DemoReport:
+    reports: dict[str, ImportReport] = field(default_factory=dict)  # papers / patents / needs
+    missing: list[str] = field(default_factory=list)  # source files that were not there
+
+    @property
+    def created(self) -> int:
+        return sum(report.created for report in self.reports.values())
+
+    @property
+    def updated(self) -> int:
+        return sum(report.updated for report in self.reports.values())
+
+    def changed_ids(self, side: str) -> list[int]:
+        return sorted(
+            row_id
+            for report in self.reports.values()
+            if report.side == side
+            for row_id in report.changed_ids
+        )
+
+    def summary(self) -> str:
+        lines = ["演示数据（示例单位，非真实机构）："]
+        lines.extend(report.summary(max_errors=10) for report in self.reports.values())
+        lines.extend(f"未找到 {path}，已跳过。" for path in self.missing)
+        return "\n".join(lines)
+
+
+def build_demo(
+    session: Session,
+    shared_dir: str | Path,
+    *,
+    limit: int | None = None,
+    progress: bool = True,
+    needs_path: str | Path | None = None,
+) -> DemoReport:
+    """Import the demo corpus through `session` (the caller commits); idempotent.
+
+    `limit` takes only the first N records of each source file (for tests). Source rows the
+    importer rejects (a patent with an empty abstract) are skipped and listed in the report.
+    The needs file is the project's own, so a bad row there raises `RowsRejected`.
+    """
+    shared = Path(shared_dir)
+    report = DemoReport()
+    for key, relative, result_type in (
+        ("papers", PAPERS_FILE, "论文"),
+        ("patents", PATENTS_FILE, "发明专利"),
+    ):
+        path = shared / relative
+        if not path.exists():
+            report.missing.append(str(path))
+            continue
+        records = (_result_record(source, result_type) for source in _read_jsonl(path, limit))
+        report.reports[key] = import_records(
+            session, "result", list(records), source=path.name, keep_valid=True, sample=True,
+            progress=progress,
+        )
+
+    needs_file = Path(needs_path) if needs_path is not None else DEMO_NEEDS_PATH
+    if not needs_file.exists():
+        report.missing.append(str(needs_file))
+        return report
+    table = read_source(NEED_SCHEMA, needs_file)
+    if limit is not None:
+        table.rows = table.rows[:limit]
+    report.reports["needs"] = import_table(
+        session, "need", table, source=needs_file.name, sample=True, progress=progress
+    )
+    return report
+
+
+def main() -> None:
+    """Build the demo corpus into the default database: `python -m corpora.demo [SHARED_DIR]`."""
+    import sys
+
+    from corpora.db import create_engine_for, session_scope, upgrade
+    from embeddings.paths import shared_dir
+
+    shared = Path(sys.argv[1]) if len(sys.argv) > 1 else shared_dir()
+    upgrade()
+    engine = create_engine_for()
+    try:
+        with session_scope(engine) as session:
+            print(build_demo(session, shared).summary())
+    finally:
+        engine.dispose()
+
+
+if __name__ == "__main__":
+    main()

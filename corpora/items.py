@@ -1,0 +1,143 @@
+"""Rows → `matcher.types.Item`: what the engine indexes, and the hash that says when to re-index.
+
+Facets (only non-empty ones are present; multi-valued ones are joined by ";"):
+
+- both sides: `industry`, `institution` (the owning organisation's name: the firm for a need,
+  the university or institute for a result), `city` (that organisation's G60 city), `region`,
+  `cooperation_mode`, `date` (ISO yyyy-mm-dd), `status`, `sample` ("1" for demo data)
+- needs: `region` is the need's own region, `cooperation_mode` the mode the firm wants,
+  `date` the deadline, `tier` the firm's tier (高新技术企业 ...)
+- results: `region` is the institution's city, `cooperation_mode` the transfer modes offered,
+  `date` the publication date, plus `result_type` and `maturity`
+
+Only open needs and active results are matchable; `load_items` and `content_hashes` return just
+those unless `matchable_only=False`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session, selectinload
+
+from corpora.models import LIST_SEPARATOR, Need, Result
+from matcher.types import Item, Side
+
+# Large enough to be quick, small enough for any database's bound-parameter limit.
+_ID_CHUNK = 500
+
+
+def model_for(side: Side) -> type[Need] | type[Result]:
+    if side == "need":
+        return Need
+    if side == "result":
+        return Result
+    raise ValueError(f"unknown side {side!r}: expected 'need' or 'result'")
+
+
+def _facets(pairs: Iterable[tuple[str, object]]) -> dict[str, str]:
+    facets: dict[str, str] = {}
+    for name, value in pairs:
+        if value is None:
+            continue
+        text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+        if text.strip():
+            facets[name] = text
+    return facets
+
+
+def need_to_item(need: Need) -> Item:
+    organisation = need.organisation
+    facets = _facets(
+        [
+            ("industry", need.industry),
+            ("institution", organisation.name),
+            ("city", organisation.city),
+            ("tier", organisation.tier),
+            ("region", need.region),
+            ("cooperation_mode", need.cooperation_mode),
+            ("date", need.deadline),
+            ("status", need.status),
+            ("sample", "1" if organisation.is_sample else None),
+        ]
+    )
+    return Item(id=need.id, side="need", title=need.title, text=need.description, facets=facets)
+
+
+def result_to_item(result: Result) -> Item:
+    organisation = result.organisation
+    facets = _facets(
+        [
+            ("industry", result.industry),
+            ("result_type", result.result_type),
+            ("maturity", result.maturity),
+            ("institution", organisation.name),
+            ("city", organisation.city),
+            ("region", organisation.city),
+            ("cooperation_mode", LIST_SEPARATOR.join(result.transfer_mode_list) or None),
+            ("date", result.published_on),
+            ("status", result.status),
+            ("sample", "1" if organisation.is_sample else None),
+        ]
+    )
+    return Item(
+        id=result.id,
+        side="result",
+        title=result.title,
+        text=result.abstract,
+        facets=facets,
+        keywords=tuple(result.keyword_list),
+    )
+
+
+def to_item(row: Need | Result) -> Item:
+    """The engine's view of a row; its `full_text` hashes to the row's `content_hash`."""
+    return need_to_item(row) if isinstance(row, Need) else result_to_item(row)
+
+
+def _matchable(statement: Select, model: type[Need] | type[Result]) -> Select:
+    if model is Need:
+        return statement.where(Need.status == "open")
+    return statement.where(Result.status == "active")
+
+
+def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
+    for start in range(0, len(ids), _ID_CHUNK):
+        yield ids[start : start + _ID_CHUNK]
+
+
+def load_items(
+    session: Session,
+    side: Side,
+    ids: Iterable[int] | None = None,
+    *,
+    matchable_only: bool = True,
+) -> list[Item]:
+    """Items for `side`, ordered by id; only `ids` when given (unknown ids are skipped).
+
+    With `matchable_only` (the default) closed needs and withdrawn results are left out, so an
+    id passed in that is no longer matchable is simply absent from the answer.
+    """
+    model = model_for(side)
+    base = select(model).options(selectinload(model.organisation)).order_by(model.id)
+    if matchable_only:
+        base = _matchable(base, model)
+    if ids is None:
+        rows = list(session.scalars(base))
+    else:
+        wanted = sorted(set(ids))
+        rows = []
+        for chunk in _chunks(wanted):
+            rows.extend(session.scalars(base.where(model.id.in_(chunk))))
+        rows.sort(key=lambda row: row.id)
+    return [to_item(row) for row in rows]
+
+
+def content_hashes(session: Session, side: Side, *, matchable_only: bool = True) -> dict[int, str]:
+    """id → content_hash for every (matchable) row of `side`: compare with an index's to sync."""
+    model = model_for(side)
+    statement = select(model.id, model.content_hash)
+    if matchable_only:
+        statement = _matchable(statement, model)
+    return {row_id: digest for row_id, digest in session.execute(statement)}

