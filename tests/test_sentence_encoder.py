@@ -166,10 +166,10 @@ def test_int8_onnx_stays_close_to_fp32(
             f"\nint8 vs fp32 cosine: documents min {doc_cos.min():.4f} mean {doc_cos.mean():.4f}, "
             f"queries min {query_cos.min():.4f}"
         )
-    # Measured: documents ≥ 0.99, queries ≥ 0.98; dynamic int8 on short inputs is noisier.
-    assert doc_cos.min() >= 0.97
-    assert query_cos.min() >= 0.95
-    assert doc_cos.mean() >= 0.99
+    # Measured with the mixed recipe: documents min 0.9990, queries min 0.9987. Quantizing
+    # every MatMul instead gave about 0.993, and cost 1.7-2.8% nDCG@10.
+    assert doc_cos.min() >= 0.995
+    assert query_cos.min() >= 0.995
 
 
 # --------------------------------------------------------------------------- prompts (slow)
@@ -261,7 +261,7 @@ def test_long_text_embedding_reflects_its_tail(
     tail = long_text[-700:]
     full, head_only, tail_only = fp32.encode_documents([long_text, head, tail])
     # A truncating encoder would return (nearly) the head's embedding.
-    assert float(full @ head_only) < 0.97
+    assert float(full @ head_only) < 0.98
     assert float(full @ tail_only) > float(head_only @ tail_only) + 0.02
     # Pooled over the whole text, not just one chunk: it sits between head and tail.
     assert float(full @ head_only) > float(head_only @ tail_only)
