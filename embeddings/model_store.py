@@ -596,12 +596,13 @@ def cpu_quantization_config() -> str:
     return "avx2"
 
 
-# The recipe, measured on the development sets (see benchmarks/encode.py): quantizing every
-# MatMul (the presets' default) also quantizes attention's activation x activation products
-# and cost 1.7-2.8% nDCG@10 against fp32; quantizing only the weight MatMuls still lost up to
-# 1.7%. Keeping the feed-forward output projection in fp32 as well (its input, the GELU
-# output, is heavy-tailed) brought every set within 0.6% of fp32, at 1.27x the fp32 speed
-# on this 2-core AVX2 machine instead of 1.46x.
+# The recipe, measured on the development sets (dense nDCG@10 against fp32 with the same
+# windowing; speed interleaved against torch fp32 on this 2-core AVX2 machine):
+#   every MatMul (the presets' default, which also quantizes attention's activation x
+#   activation products): -1.7 to -2.8% nDCG, 1.33x;
+#   weight MatMuls only: up to -1.7%, 1.46x;
+#   weight MatMuls except the feed-forward output projection (its input, the GELU output, is
+#   heavy-tailed): every set within 0.6% of fp32, 1.27x ("mixed", the one used).
 INT8_RECIPE = "mixed"
 
 
