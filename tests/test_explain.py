@@ -7,7 +7,9 @@ def flat_idf(term: str) -> float:
 
 
 def test_shared_terms_are_specific_and_rarest_first():
-    terms = shared_terms("钙钛矿太阳能电池的稳定性问题", "一种钙钛矿太阳能电池及其封装方法", flat_idf)
+    terms = shared_terms(
+        "钙钛矿太阳能电池的稳定性问题", "一种钙钛矿太阳能电池及其封装方法", flat_idf
+    )
     names = [t.term for t in terms]
     assert names[0] == "钙钛矿"
     assert "电池" in names and names.index("电池") == len(names) - 1
@@ -32,7 +34,9 @@ def test_highlight_spans_case_insensitive_and_safe_with_regex_chars():
 
 
 def test_agreed_facets_handle_multi_valued_modes():
-    result = Item(1, "result", "t", "x", {"industry": "新材料", "cooperation_mode": "技术转让;许可"})
+    result = Item(
+        1, "result", "t", "x", {"industry": "新材料", "cooperation_mode": "技术转让;许可"}
+    )
     need_facets = {"industry": "新材料", "cooperation_mode": "许可", "region": "上海松江"}
     assert agreed_facets(need_facets, result) == ("industry=新材料", "cooperation_mode=许可")
     assert agreed_facets({"industry": "人工智能"}, result) == ()
