@@ -12,6 +12,7 @@ import math
 import os
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import bm25s
@@ -20,6 +21,35 @@ import numpy as np
 from matcher.tokenize import tokenize
 
 SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class LexicalScores:
+    """One query's BM25 scores over the index, aligned with `ids`."""
+
+    ids: np.ndarray
+    scores: np.ndarray
+    position: dict[int, int]  # id → row in `ids`
+
+    def of(self, ids: np.ndarray) -> np.ndarray:
+        """Scores of these ids; 0 for ids the index does not hold."""
+        if not len(self.ids):
+            return np.zeros(len(ids), dtype=np.float32)
+        rows = np.array([self.position.get(int(i), -1) for i in ids], dtype=np.int64)
+        return np.where(rows >= 0, self.scores[np.maximum(rows, 0)], 0.0).astype(np.float32)
+
+    def top(self, k: int, *, allowed_ids: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """Up to k (id, score) with a positive score, best first, among `allowed_ids` if given."""
+        if not len(self.ids):
+            return []
+        scores = self.scores
+        if allowed_ids is not None:
+            mask = np.isin(self.ids, np.asarray(allowed_ids, dtype=np.int64))
+            scores = np.where(mask, scores, -np.inf)
+        k = min(k, len(self.ids))
+        best = np.argpartition(-scores, k - 1)[:k]
+        best = best[np.argsort(-scores[best], kind="stable")]
+        return [(int(self.ids[p]), float(scores[p])) for p in best if scores[p] > 0]
 
 
 class LexicalIndex:
@@ -80,38 +110,30 @@ class LexicalIndex:
             self._model = model
         return self._model
 
-    def score_all(self, query: str) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, scores) over the whole index; scores are 0 where no query word occurs."""
+    def score(self, query: str) -> LexicalScores:
+        """BM25 scores of every indexed item for `query`, computed once and read many ways."""
         model = self._ensure_model()
         if model is None:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+            return LexicalScores(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32), {})
         known = [t for t in tokenize(query) if t in model.vocab_dict]
         if not known:
-            return self._id_order, np.zeros(len(self._id_order), dtype=np.float32)
-        scores = np.asarray(model.get_scores(known), dtype=np.float32)
-        return self._id_order, scores
+            scores = np.zeros(len(self._id_order), dtype=np.float32)
+        else:
+            scores = np.asarray(model.get_scores(known), dtype=np.float32)
+        return LexicalScores(self._id_order, scores, self._position)
+
+    def score_all(self, query: str) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, scores) over the whole index; scores are 0 where no query word occurs."""
+        scored = self.score(query)
+        return scored.ids, scored.scores
 
     def scores_for(self, query: str, ids: np.ndarray) -> np.ndarray:
-        all_ids, scores = self.score_all(query)
-        if not len(all_ids):
-            return np.zeros(len(ids), dtype=np.float32)
-        positions = np.array([self._position.get(int(i), -1) for i in ids], dtype=np.int64)
-        out = np.where(positions >= 0, scores[np.maximum(positions, 0)], 0.0)
-        return out.astype(np.float32)
+        return self.score(query).of(ids)
 
     def search(
         self, query: str, k: int, *, allowed_ids: np.ndarray | None = None
     ) -> list[tuple[int, float]]:
-        ids, scores = self.score_all(query)
-        if not len(ids):
-            return []
-        if allowed_ids is not None:
-            mask = np.isin(ids, np.asarray(allowed_ids, dtype=np.int64))
-            scores = np.where(mask, scores, -np.inf)
-        k = min(k, len(ids))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(int(ids[p]), float(scores[p])) for p in top if scores[p] > 0]
+        return self.score(query).top(k, allowed_ids=allowed_ids)
 
     # -- persistence (plain JSON lines, no pickle) ---------------------------------
     def save(self, directory: Path) -> None:

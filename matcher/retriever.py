@@ -191,7 +191,8 @@ class Matcher:
         """(id, fused score, dense score, lexical score), best first."""
         if mode == "dense":
             return [(i, s, s, float("nan")) for i, s in dense_hits]
-        lexical_hits = coll.lexical.search(text, depth + 1, allowed_ids=allowed)
+        lexical_scores = coll.lexical.score(text)
+        lexical_hits = lexical_scores.top(depth + 1, allowed_ids=allowed)
         if mode == "lexical":
             return [(i, s, float("nan"), s) for i, s in lexical_hits]
         candidate_ids = np.array(
@@ -201,7 +202,7 @@ class Matcher:
         if not len(candidate_ids):
             return []
         dense = coll.vectors.vectors(candidate_ids) @ query_vector
-        lexical = coll.lexical.scores_for(text, candidate_ids)
+        lexical = lexical_scores.of(candidate_ids)
         fused = self.fusion.fuse(text, dense.astype(np.float32), lexical)
         order = np.argsort(-fused, kind="stable")
         return [
