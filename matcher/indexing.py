@@ -9,7 +9,6 @@ an import or an edit only ever touches the items that changed.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from embeddings.base import Encoder
 from matcher.lexical import LexicalIndex
 from matcher.retriever import Collection, Matcher
 from matcher.types import SIDES, Side
-from matcher.vector_common import IndexFileError
+from matcher.vector_common import IndexFileError, write_atomically
 from matcher.vector_index import open_index
 
 HASHES_FILE = "hashes.json"
@@ -52,12 +51,16 @@ def _side_dir(home: Path, side: Side) -> Path:
 
 
 def _write_json_atomically(path: Path, payload: object) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(payload, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_atomically(path, lambda tmp: tmp.write_text(json.dumps(payload), encoding="utf-8"))
+
+
+def _difference(wanted: dict[int, str], indexed: dict[int, str]
+                ) -> tuple[list[int], int, list[int]]:
+    """(ids to (re)embed, how many of them are new, ids to drop)."""
+    fresh = [i for i, h in wanted.items() if indexed.get(i) != h]
+    added = sum(1 for i in fresh if i not in indexed)
+    gone = [i for i in indexed if i not in wanted]
+    return fresh, added, gone
 
 
 class IndexStore:
@@ -104,9 +107,7 @@ class IndexStore:
                                np.zeros((0, self.encoder.dimension), dtype=np.float32))
             coll.lexical = LexicalIndex()
             indexed = {}
-        gone = [i for i in indexed if i not in wanted]
-        fresh = [i for i, h in wanted.items() if indexed.get(i) != h]
-        added = sum(1 for i in fresh if i not in indexed)
+        fresh, added, gone = _difference(wanted, indexed)
         if gone:
             coll.vectors.remove(np.array(gone, dtype=np.int64))
             coll.lexical.remove(gone)
@@ -125,11 +126,8 @@ class IndexStore:
         reports = []
         for side in SIDES:
             wanted = content_hashes(session, side)
-            indexed = self._indexed_hashes[side]
-            fresh = [i for i, h in wanted.items() if indexed.get(i) != h]
-            added = sum(1 for i in fresh if i not in indexed)
-            gone = sum(1 for i in indexed if i not in wanted)
-            reports.append(SyncReport(side, added, len(fresh) - added, gone, len(wanted)))
+            fresh, added, gone = _difference(wanted, self._indexed_hashes[side])
+            reports.append(SyncReport(side, added, len(fresh) - added, len(gone), len(wanted)))
         return reports
 
     def save_side(self, side: Side) -> None:

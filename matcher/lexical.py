@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import bm25s
 import numpy as np
 
 from matcher.tokenize import tokenize
+from matcher.vector_common import write_atomically
 
 SCHEMA_VERSION = 1
 
@@ -138,15 +138,14 @@ class LexicalIndex:
     # -- persistence (plain JSON lines, no pickle) ---------------------------------
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        target = directory / "tokens.jsonl"
-        tmp = target.with_suffix(".jsonl.tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps({"schema": SCHEMA_VERSION, "count": self.count()}) + "\n")
-            for doc_id, tokens in self._tokens.items():
-                fh.write(json.dumps([doc_id, tokens], ensure_ascii=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
+
+        def write(path: Path) -> None:
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(json.dumps({"schema": SCHEMA_VERSION, "count": self.count()}) + "\n")
+                for doc_id, tokens in self._tokens.items():
+                    fh.write(json.dumps([doc_id, tokens], ensure_ascii=False) + "\n")
+
+        write_atomically(directory / "tokens.jsonl", write)
 
     @classmethod
     def load(cls, directory: Path) -> LexicalIndex:
