@@ -134,10 +134,23 @@ def load_items(
     return [to_item(row) for row in rows]
 
 
-def content_hashes(session: Session, side: Side, *, matchable_only: bool = True) -> dict[int, str]:
-    """id → content_hash for every (matchable) row of `side`: compare with an index's to sync."""
+def content_hashes(
+    session: Session,
+    side: Side,
+    ids: Iterable[int] | None = None,
+    *,
+    matchable_only: bool = True,
+) -> dict[int, str]:
+    """id → content_hash for every (matchable) row of `side`, or only for `ids` when given:
+    compare with an index's hashes to sync."""
     model = model_for(side)
     statement = select(model.id, model.content_hash)
     if matchable_only:
         statement = _matchable(statement, model)
-    return {row_id: digest for row_id, digest in session.execute(statement)}
+    if ids is None:
+        return {row_id: digest for row_id, digest in session.execute(statement)}
+    hashes: dict[int, str] = {}
+    for chunk in _chunks(sorted(set(ids))):
+        rows = session.execute(statement.where(model.id.in_(chunk)))
+        hashes.update((row_id, digest) for row_id, digest in rows)
+    return hashes

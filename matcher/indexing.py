@@ -146,7 +146,7 @@ class IndexStore:
         """Apply saved edits at once: (re)index these ids, or drop them if no longer matchable."""
         ids = [int(i) for i in ids]
         live = {item.id: item for item in load_items(session, side, ids=ids)}
-        hashes = content_hashes(session, side)
+        hashes = content_hashes(session, side, ids)
         coll = self.matcher.collections[side]
         dropped = [i for i in ids if i not in live]
         self.matcher.remove_items(side, dropped)

@@ -28,27 +28,24 @@ class RankTimings:
 class EvalRanker:
     """Indexes one corpus once, then ranks query sets in any mode."""
 
-    def __init__(self, encoder: Encoder, docs: Sequence[EvalDoc], *, dense: bool = True,
+    def __init__(self, encoder: Encoder | None, docs: Sequence[EvalDoc], *, dense: bool = True,
                  progress: bool = False) -> None:
+        if dense and encoder is None:
+            raise ValueError("dense ranking needs an encoder")
         self.docs = list(docs)
         self.timings = RankTimings(queries_s={})
-        self.matcher = Matcher(encoder)
+        self.matcher = Matcher(encoder if dense else None)
         items = [Item(n, SIDE, d.title, d.text) for n, d in enumerate(self.docs)
                  if d.title or d.text]
         started = time.perf_counter()
-        if dense:
-            vectors = encoder.encode_documents([i.full_text for i in items], progress=progress)
-        else:
-            # Lexical-only runs skip the model; the vector side stays empty.
-            vectors = None
+        # Lexical-only runs skip the model: the matcher then keeps BM25 postings only.
+        vectors = (
+            encoder.encode_documents([i.full_text for i in items], progress=progress)
+            if encoder is not None and dense else None
+        )
         self.timings.encode_documents_s = time.perf_counter() - started
         started = time.perf_counter()
-        if vectors is not None:
-            self.matcher.index_items(items, vectors=vectors)
-        else:
-            coll = self.matcher.collections[SIDE]
-            coll.lexical.add((i.id, i.full_text) for i in items)
-            coll.items.update((i.id, i) for i in items)
+        self.matcher.index_items(items, vectors=vectors)
         self.timings.index_s = time.perf_counter() - started
 
     def rank(self, queries: Sequence[EvalQuery], *, k: int, mode: Mode,

@@ -77,17 +77,17 @@ class Matcher:
             items = [items[n] for n in keep]
             if vectors is not None:
                 vectors = vectors[keep]
-        if vectors is None:
-            if self.encoder is None:
-                raise ValueError("a lexical-only matcher needs the vectors passed in")
+        # A lexical-only matcher (no encoder, no vectors given) keeps BM25 postings only.
+        if vectors is None and self.encoder is not None:
             vectors = self.encoder.encode_documents([i.full_text for i in items], progress=progress)
         for side in SIDES:
             rows = [n for n, item in enumerate(items) if item.side == side]
             if not rows:
                 continue
             coll = self.collections[side]
-            ids = np.array([items[n].id for n in rows], dtype=np.int64)
-            coll.vectors.add(ids, vectors[rows])
+            if vectors is not None:
+                ids = np.array([items[n].id for n in rows], dtype=np.int64)
+                coll.vectors.add(ids, vectors[rows])
             coll.lexical.add((items[n].id, items[n].full_text) for n in rows)
             coll.items.update((items[n].id, items[n]) for n in rows)
 
