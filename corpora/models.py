@@ -238,3 +238,108 @@ def _before_write(_mapper: object, _connection: object, target: Need | Result) -
 for _model in (Need, Result):
     event.listen(_model, "before_insert", _before_write)
     event.listen(_model, "before_update", _before_write)
+
+
+# --- the platform's own records: accounts, feedback, shortlists, audit --------------------
+
+ROLES = ("firm", "office", "officer", "admin")
+
+
+class User(TimestampMixin, Base):
+    """A person who signs in. Firms and offices are bound to their organisation."""
+
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint(_in_check("role", ROLES), name="role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(50), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(10))
+    organisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisations.id", ondelete="RESTRICT"), index=True
+    )
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # sha256 of the current API token; the token itself is shown once and never stored.
+    api_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    organisation: Mapped[Organisation | None] = relationship()
+
+    def __repr__(self) -> str:
+        return f"User(id={self.id!r}, username={self.username!r}, role={self.role!r})"
+
+
+class MatchFeedback(TimestampMixin, Base):
+    """A firm's mark on one of its need's matches: relevant or not, and why."""
+
+    __tablename__ = "match_feedback"
+    __table_args__ = (UniqueConstraint("need_id", "result_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    need_id: Mapped[int] = mapped_column(ForeignKey("needs.id", ondelete="CASCADE"), index=True)
+    result_id: Mapped[int] = mapped_column(
+        ForeignKey("results.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    relevant: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str | None] = mapped_column(String(500))
+
+    need: Mapped[Need] = relationship()
+    result: Mapped[Result] = relationship()
+    user: Mapped[User] = relationship()
+
+
+class Shortlist(TimestampMixin, Base):
+    """An auction shortlist (成果拍卖会清单) curated by officers."""
+
+    __tablename__ = "shortlists"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    event_date: Mapped[date | None] = mapped_column(Date)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+
+    created_by: Mapped[User] = relationship()
+    lots: Mapped[list[ShortlistLot]] = relationship(
+        back_populates="shortlist", order_by="ShortlistLot.position",
+        cascade="all, delete-orphan",
+    )
+
+
+class ShortlistLot(TimestampMixin, Base):
+    """One result on a shortlist, at a position, with its reserve price and note."""
+
+    __tablename__ = "shortlist_lots"
+    __table_args__ = (UniqueConstraint("shortlist_id", "result_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    shortlist_id: Mapped[int] = mapped_column(
+        ForeignKey("shortlists.id", ondelete="CASCADE"), index=True
+    )
+    result_id: Mapped[int] = mapped_column(ForeignKey("results.id", ondelete="RESTRICT"))
+    position: Mapped[int] = mapped_column(Integer)
+    reserve_price: Mapped[float | None] = mapped_column(Float)  # 万元
+    note: Mapped[str | None] = mapped_column(String(1000))
+
+    shortlist: Mapped[Shortlist] = relationship(back_populates="lots")
+    result: Mapped[Result] = relationship()
+
+
+class AuditEntry(Base):
+    """Who changed what, when. Written in the same transaction as the change itself."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(50))
+    entity: Mapped[str] = mapped_column(String(30))
+    entity_id: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[str | None] = mapped_column(Text)  # JSON
+
+    user: Mapped[User | None] = relationship()
+
+Index("ix_audit_log_entity", AuditEntry.entity, AuditEntry.entity_id)

@@ -70,3 +70,24 @@ def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
     engine = create_engine_for(url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def site(db_url: str, tmp_path: Path):  # noqa: ANN201 - tests.web_support.Site
+    """The seeded web site on both databases (CSRF off; see test_web_security for CSRF)."""
+    from tests.web_support import make_site
+
+    site = make_site(db_url, tmp_path / "home", WTF_CSRF_ENABLED=False)
+    yield site
+    site.app.extensions["matcher.engine"].dispose()
+
+
+@pytest.fixture
+def sqlite_site(tmp_path: Path):  # noqa: ANN201
+    """The seeded site on SQLite only, for checks that cannot depend on the backend."""
+    from tests.web_support import make_site
+
+    site = make_site(f"sqlite:///{tmp_path / 'site.sqlite'}", tmp_path / "home",
+                     WTF_CSRF_ENABLED=False)
+    yield site
+    site.app.extensions["matcher.engine"].dispose()

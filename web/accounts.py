@@ -1,0 +1,115 @@
+"""Accounts: password hashing and strength, API tokens, user creation.
+
+Passwords are hashed with scrypt (Werkzeug's default scheme). API tokens are random; only
+their SHA-256 is stored, so a database leak does not leak working tokens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from corpora.models import ROLES, Organisation, User
+
+PASSWORD_MIN_LENGTH = 10
+USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{3,50}$")
+ROLE_LABELS = {"firm": "企业", "office": "技术转移办公室", "officer": "科委/G60 官员",
+               "admin": "管理员"}
+# A dummy hash to check against when the user does not exist, so that a wrong username
+# takes as long as a wrong password.
+_DUMMY_HASH = generate_password_hash("not-a-real-password-0")
+
+
+class AccountError(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def password_problem(password: str, username: str = "") -> str | None:
+    if len(password) < PASSWORD_MIN_LENGTH:
+        return f"密码至少 {PASSWORD_MIN_LENGTH} 个字符"
+    if not (re.search(r"[A-Za-z]", password) and re.search(r"\d", password)):
+        return "密码须同时包含字母和数字"
+    if username and username.lower() in password.lower():
+        return "密码不能包含用户名"
+    return None
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password)
+
+
+def authenticate(session: Session, username: str, password: str) -> User | None:
+    user = session.scalar(select(User).where(User.username == username.strip()))
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    if not check_password_hash(user.password_hash, password) or not user.is_active:
+        return None
+    return user
+
+
+@dataclass(frozen=True)
+class NewUser:
+    username: str
+    password: str
+    role: str
+    display_name: str = ""
+    organisation: str | None = None  # name; required for firm and office
+
+
+def create_user(session: Session, new: NewUser) -> User:
+    """Validate and add a user (the caller commits). Raises AccountError naming the field."""
+    if not USERNAME_PATTERN.match(new.username):
+        raise AccountError("username", "用户名须为 3–50 个字母、数字或 _ . -")
+    if session.scalar(select(User.id).where(User.username == new.username)) is not None:
+        raise AccountError("username", f"用户名 {new.username} 已存在")
+    if new.role not in ROLES:
+        raise AccountError("role", f"角色须为 {'、'.join(ROLES)} 之一")
+    problem = password_problem(new.password, new.username)
+    if problem:
+        raise AccountError("password", problem)
+    organisation = None
+    if new.role in ("firm", "office"):
+        if not new.organisation:
+            raise AccountError("organisation", "企业和技术转移办公室账号必须绑定单位")
+        organisation = session.scalar(
+            select(Organisation).where(Organisation.name == new.organisation.strip())
+        )
+        if organisation is None:
+            raise AccountError("organisation", f"找不到单位「{new.organisation}」")
+        wanted_kind = ("firm",) if new.role == "firm" else ("university", "institute")
+        if organisation.kind not in wanted_kind:
+            raise AccountError("organisation", f"「{organisation.name}」不是此角色可绑定的单位类型")
+    user = User(
+        username=new.username, display_name=new.display_name or new.username,
+        password_hash=hash_password(new.password), role=new.role, organisation=organisation,
+        is_active=True,
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", errors="surrogatepass")).hexdigest()
+
+
+def issue_api_token(user: User) -> str:
+    """A new API token for `user` (replacing any old one); returned once, stored hashed."""
+    token = "g60_" + secrets.token_urlsafe(32)
+    user.api_token_hash = token_digest(token)
+    return token
+
+
+def user_for_token(session: Session, token: str) -> User | None:
+    user = session.scalar(select(User).where(User.api_token_hash == token_digest(token)))
+    return user if user is not None and user.is_active else None

@@ -1,0 +1,173 @@
+"""Sign-in, sign-out, roles, the account page (API token) and the account CLI commands."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import click
+from flask import (Blueprint, Flask, abort, flash, redirect, render_template,
+                   request, url_for)
+from flask_login import LoginManager, current_user, login_required, login_user, logout_user
+
+from corpora.models import User
+from web.accounts import (ROLE_LABELS, AccountError, NewUser, authenticate, create_user,
+                          issue_api_token)
+from web.audit import record
+from web.database import get_db, sessions
+
+bp = Blueprint("auth", __name__)
+login_manager = LoginManager()
+login_manager.login_view = "auth.login"
+login_manager.login_message = "请先登录。"
+login_manager.session_protection = "strong"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class SiteUser:
+    """The Flask-Login wrapper around a `User` row loaded for this request."""
+
+    def __init__(self, user: User) -> None:
+        self.row = user
+        self.id = user.id
+        self.role = user.role
+        self.organisation_id = user.organisation_id
+        self.display_name = user.display_name
+        self.username = user.username
+
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def is_active(self) -> bool:
+        return self.row.is_active
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    @property
+    def role_label(self) -> str:
+        return ROLE_LABELS.get(self.role, self.role)
+
+
+@login_manager.user_loader
+def _load_user(user_id: str) -> SiteUser | None:
+    if not user_id.isdigit():
+        return None
+    user = get_db().get(User, int(user_id))
+    return SiteUser(user) if user is not None and user.is_active else None
+
+
+def role_required(*roles: str) -> Callable[[F], F]:
+    """Signed in, and one of `roles` (admin passes every role check)."""
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        @login_required
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if current_user.role not in roles and current_user.role != "admin":
+                abort(403)
+            return view(*args, **kwargs)
+        return wrapped  # type: ignore[return-value]
+    return decorator
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only same-site paths: never redirect a user off the site after sign-in."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    error = None
+    username = ""
+    if request.method == "POST":
+        username = request.form.get("username", "")[:50]
+        password = request.form.get("password", "")[:200]
+        db = get_db()
+        user = authenticate(db, username, password)
+        if user is None:
+            error = "用户名或密码错误"
+            record(db, None, "login_failed", "user", None, {"username": username,
+                                                            "address": request.remote_addr})
+            db.commit()
+        else:
+            user.last_login_at = datetime.now(UTC)
+            db.commit()
+            login_user(SiteUser(user))
+            flash(f"欢迎，{user.display_name}")
+            return redirect(_safe_next(request.args.get("next")) or url_for("search.home"))
+    status = 401 if error else 200
+    return render_template("auth/login.html", error=error, username=username), status
+
+
+@bp.route("/logout", methods=["POST"])
+def logout() -> Any:
+    logout_user()
+    flash("已退出登录")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@login_required
+def account() -> Any:
+    token = None
+    if request.method == "POST":
+        db = get_db()
+        user = db.get(User, current_user.id)
+        token = issue_api_token(user)
+        record(db, user, "issue_token", "user", user.id, {})
+        db.commit()
+    return render_template("auth/account.html", token=token)
+
+
+def _create(username: str, password: str, role: str, name: str, organisation: str | None) -> None:
+    with sessions()() as session:
+        try:
+            user = create_user(session, NewUser(username, password, role, name, organisation))
+        except AccountError as error:
+            raise click.BadParameter(error.message, param_hint=error.field) from None
+        record(session, None, "create_user", "user", user.id, {"role": role, "via": "cli"})
+        session.commit()
+    click.echo(f"已创建 {ROLE_LABELS[role]} 账号 {username}")
+
+
+@click.command("create-admin")
+@click.option("--username", prompt="用户名")
+@click.option("--password", prompt="密码", hide_input=True, confirmation_prompt=True)
+@click.option("--name", default="管理员", help="显示名")
+def create_admin_command(username: str, password: str, name: str) -> None:
+    """Create an admin account (the first account of a new installation)."""
+    _create(username, password, "admin", name, None)
+
+
+@click.command("create-user")
+@click.option("--username", prompt="用户名")
+@click.option("--password", prompt="密码", hide_input=True, confirmation_prompt=True)
+@click.option("--role", type=click.Choice(["firm", "office", "officer", "admin"]), required=True)
+@click.option("--organisation", default=None, help="企业或高校/院所名称 (firm / office 必填)")
+@click.option("--name", default="", help="显示名")
+def create_user_command(username: str, password: str, role: str, organisation: str | None,
+                        name: str) -> None:
+    """Create an account of any role."""
+    _create(username, password, role, name, organisation)
+
+
+def init_app(app: Flask) -> None:
+    login_manager.init_app(app)
+    app.cli.add_command(create_admin_command)
+    app.cli.add_command(create_user_command)
+
+    @app.context_processor
+    def _roles() -> dict[str, Any]:
+        return {"role_labels": ROLE_LABELS}
+
+

@@ -1,0 +1,182 @@
+"""The matching engine as a Flask resource.
+
+One `MatchService` per process holds the encoder and the `IndexStore`. At start-up it loads
+the saved indexes and repairs any difference from the database; after each save, the views
+call `changed(...)` so the edited items are matchable at once, without a full reindex.
+FAISS and BM25 indexes are not safe to write while another thread reads them, so every
+operation on the store goes through one lock.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+
+import click
+from flask import Flask, current_app
+from sqlalchemy.orm import Session, sessionmaker
+
+from corpora.items import to_item
+from corpora.models import Need, Result
+from embeddings.cache import CachedEncoder, EmbeddingCache
+from embeddings.loader import load_encoder
+from matcher.filters import Filters
+from matcher.indexing import IndexStore, SyncReport
+from matcher.types import Item, Match, Side
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Which open needs each active result answers well: it is in that need's top K."""
+
+    top_k: int
+    # result id → {need id: rank of the result among that need's matches (1 = best)}
+    needs_of: dict[int, dict[int, int]]
+
+    def count(self, result_id: int) -> int:
+        return len(self.needs_of.get(result_id, {}))
+
+
+class MatchService:
+    def __init__(self, store: IndexStore, sessions: sessionmaker[Session],
+                 coverage_top_k: int = 10) -> None:
+        self.store = store
+        self.sessions = sessions
+        self.coverage_top_k = coverage_top_k
+        self._lock = threading.RLock()
+        self._version = 0
+        self._coverage: tuple[int, Coverage] | None = None
+
+    @property
+    def matcher(self):  # noqa: ANN201 - the engine's Matcher
+        return self.store.matcher
+
+    def sync(self, *, progress: bool = False) -> list[SyncReport]:
+        with self._lock, self.sessions() as session:
+            reports = self.store.sync(session, progress=progress)
+            self._version += 1
+            return reports
+
+    def check(self) -> list[SyncReport]:
+        with self._lock, self.sessions() as session:
+            return self.store.check(session)
+
+    def changed(self, session: Session, side: Side, ids: Iterable[int]) -> None:
+        """Re-read these rows after their commit and (re)index or drop them."""
+        with self._lock:
+            self.store.items_changed(session, side, ids)
+            self._version += 1
+
+    def item(self, side: Side, item_id: int) -> Item | None:
+        with self._lock:
+            return self.store.matcher.collections[side].items.get(item_id)
+
+    def search(self, text: str, side: Side, *, k: int = 20,
+               filters: Filters | None = None) -> list[Match]:
+        with self._lock:
+            return self.store.matcher.search(text, side=side, k=k, filters=filters)
+
+    def match_row(self, row: Need | Result, target: Side, *, k: int = 20,
+                  filters: Filters | None = None) -> list[Match]:
+        """Best matches for a row, even one not itself matchable (a closed need)."""
+        side: Side = "need" if isinstance(row, Need) else "result"
+        with self._lock:
+            item = self.store.matcher.collections[side].items.get(row.id) or to_item(row)
+            return self.store.matcher.match_item(item, target=target, k=k, filters=filters)
+
+    def coverage(self) -> Coverage:
+        """Computed once per index version: every open need's top K among active results."""
+        with self._lock:
+            if self._coverage is not None and self._coverage[0] == self._version:
+                return self._coverage[1]
+            version = self._version
+            needs = list(self.store.matcher.collections["need"].items.values())
+            needs_of: dict[int, dict[int, int]] = {}
+            if needs and self.store.matcher.collections["result"].count():
+                ranked = self.store.matcher.search_many(
+                    [n.full_text for n in needs], side="result", k=self.coverage_top_k,
+                    explain=False, query_facets=[n.facets for n in needs],
+                )
+                for need, matches in zip(needs, ranked, strict=True):
+                    for rank, match in enumerate(matches, start=1):
+                        needs_of.setdefault(match.id, {})[need.id] = rank
+            coverage = Coverage(self.coverage_top_k, needs_of)
+            self._coverage = (version, coverage)
+            return coverage
+
+    def items(self, side: Side) -> Sequence[Item]:
+        with self._lock:
+            return list(self.store.matcher.collections[side].items.values())
+
+
+_build_lock = threading.Lock()
+
+
+def service() -> MatchService:
+    """This app's service, built on first use: loading the model and repairing the indexes
+    takes seconds, which CLI commands such as `init-db` should not pay."""
+    svc = current_app.extensions.get("matcher.service")
+    if svc is None:
+        with _build_lock:
+            svc = current_app.extensions.get("matcher.service")
+            if svc is None:
+                svc = start_service(current_app._get_current_object())  # type: ignore[attr-defined]
+    return svc
+
+
+def build_service(app: Flask) -> MatchService:
+    home = app.config["MATCHER_HOME"]
+    encoder = load_encoder(app.config.get("MATCHER_MODEL"))
+    cached = CachedEncoder(encoder, EmbeddingCache(home / "cache" / "embeddings.sqlite"))
+    store = IndexStore(home, cached)
+    store.load()
+    return MatchService(store, app.extensions["matcher.sessions"],
+                        app.config.get("COVERAGE_TOP_K", 10))
+
+
+def _print_reports(reports: Iterable[SyncReport]) -> None:
+    for report in reports:
+        click.echo(report.summary())
+
+
+@click.command("reindex")
+@click.option("--full", is_flag=True, help="丢弃现有索引，从数据库完整重建")
+def reindex_command(full: bool) -> None:
+    """Bring the indexes in step with the database (only what changed, unless --full)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if full:
+        shutil.rmtree(app.config["MATCHER_HOME"] / "indexes", ignore_errors=True)
+    app.config["SYNC_INDEX_ON_START"] = False  # the sync below is the one with a progress bar
+    svc = service()
+    _print_reports(svc.sync(progress=True))
+
+
+@click.command("check-index")
+def check_index_command() -> None:
+    """Report how the indexes differ from the database, changing nothing."""
+    reports = service().check()
+    _print_reports(reports)
+    if any(r.changed for r in reports):
+        raise SystemExit(1)
+
+
+def start_service(app: Flask) -> MatchService:
+    """Build the service and repair the indexes against the database before any use."""
+    svc = build_service(app)
+    if app.config.get("SYNC_INDEX_ON_START", True):
+        for report in svc.sync():
+            if report.changed:
+                app.logger.info("index %s", report.summary())
+    app.extensions["matcher.service"] = svc
+    return svc
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["matcher.service"] = None
+    app.cli.add_command(reindex_command)
+    app.cli.add_command(check_index_command)
+
+

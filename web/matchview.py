@@ -1,0 +1,132 @@
+"""Matches as pages and the API show them: the rows, the scores, and why each ranks there."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from corpora.models import Need, Result
+from matcher.filters import Filters
+from matcher.types import Match, Side
+
+# Request parameters that become engine filters, per target side.
+FILTER_PARAMS: dict[Side, tuple[str, ...]] = {
+    "result": ("industry", "result_type", "maturity", "institution", "cooperation_mode"),
+    "need": ("industry", "cooperation_mode", "city", "institution"),
+}
+
+
+class BadFilter(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def filters_from(args: Mapping[str, Any], target: Side) -> Filters:
+    facets: dict[str, list[str]] = {}
+    for name in FILTER_PARAMS[target]:
+        raw = args.getlist(name) if hasattr(args, "getlist") else args.get(name)
+        values = [raw] if isinstance(raw, str) else list(raw or [])
+        cleaned = [v.strip() for v in values if isinstance(v, str) and v.strip()]
+        if any(len(v) > 200 for v in cleaned):
+            raise BadFilter(name, "筛选值过长")
+        if cleaned:
+            facets[name] = cleaned
+    for name in ("date_from", "date_to"):
+        value = args.get(name)
+        if value is not None and not isinstance(value, str):
+            raise BadFilter(name, "日期须为 YYYY-MM-DD")
+    try:
+        return Filters.of(date_from=args.get("date_from") or None,
+                          date_to=args.get("date_to") or None, **facets)
+    except ValueError as error:
+        field = "date_from" if "date_from" in str(error) else "date_to"
+        raise BadFilter(field, "日期须为 YYYY-MM-DD，例如 2025-01-31") from None
+
+
+@dataclass(frozen=True)
+class MatchRow:
+    rank: int
+    match: Match
+    row: Need | Result
+    terms: tuple[str, ...]
+    dense_rank: int | None
+    lexical_rank: int | None
+
+    @property
+    def why(self) -> str:
+        """One sentence a user can read: what put this match at this rank."""
+        exp = self.match.explanation
+        if exp is None:
+            return ""
+        parts = [f"第 {self.rank} 名"]
+        if not math.isnan(exp.dense_score):
+            parts.append(f"语义相似度 {exp.dense_score:.3f}（本列表第 {self.dense_rank} 高）")
+        if not math.isnan(exp.lexical_score):
+            if exp.lexical_score > 0:
+                parts.append(f"关键词得分 {exp.lexical_score:.1f}（第 {self.lexical_rank} 高）")
+            else:
+                parts.append("无共同关键词，靠语义取胜")
+        if self.terms:
+            parts.append("共同术语：" + "、".join(self.terms[:6]))
+        if exp.facets_agreed:
+            parts.append(f"{len(exp.facets_agreed)} 项条件一致")
+        return "；".join(parts)
+
+    def as_json(self) -> dict[str, Any]:
+        exp = self.match.explanation
+
+        def number(value: float) -> float | None:
+            return None if value is None or math.isnan(value) else round(float(value), 4)
+
+        return {
+            "id": self.row.id, "rank": self.rank, "score": round(self.match.score, 4),
+            "title": self.row.title, "organisation": self.row.organisation.name,
+            "explanation": None if exp is None else {
+                "dense_score": number(exp.dense_score),
+                "lexical_score": number(exp.lexical_score),
+                "dense_rank": self.dense_rank, "lexical_rank": self.lexical_rank,
+                "shared_terms": list(self.terms),
+                "facets_agreed": list(exp.facets_agreed),
+                "why": self.why,
+            },
+        }
+
+
+def _ranks(values: Sequence[float]) -> list[int | None]:
+    order = sorted((i for i, v in enumerate(values) if not math.isnan(v)),
+                   key=lambda i: -values[i])
+    ranks: list[int | None] = [None] * len(values)
+    for position, i in enumerate(order, start=1):
+        ranks[i] = position
+    return ranks
+
+
+def load_rows(session: Session, side: Side, ids: Sequence[int]) -> dict[int, Need | Result]:
+    model = Need if side == "need" else Result
+    if not ids:
+        return {}
+    rows = session.scalars(select(model).options(selectinload(model.organisation))
+                           .where(model.id.in_(list(ids))))
+    return {row.id: row for row in rows}
+
+
+def match_rows(session: Session, side: Side, matches: Sequence[Match]) -> list[MatchRow]:
+    """Join matches with their rows (dropping any deleted since it was indexed)."""
+    rows = load_rows(session, side, [m.id for m in matches])
+    kept = [m for m in matches if m.id in rows]
+    dense = [m.explanation.dense_score if m.explanation else math.nan for m in kept]
+    lexical = [m.explanation.lexical_score if m.explanation else math.nan for m in kept]
+    dense_ranks, lexical_ranks = _ranks(dense), _ranks(lexical)
+    return [
+        MatchRow(rank, m, rows[m.id],
+                 tuple(t.term for t in m.explanation.shared_terms) if m.explanation else (),
+                 dense_ranks[n], lexical_ranks[n])
+        for n, (rank, m) in enumerate(((r, m) for r, m in enumerate(kept, start=1)))
+    ]

@@ -1,0 +1,182 @@
+"""Writes that pages and the JSON API share: validate, save, audit. The caller commits and
+then tells the matching service what changed.
+
+Validation is the importer's own (`corpora.schema.validate_values`), so a field accepted in
+a spreadsheet is accepted in a form and in the API, with the same messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from corpora.models import MatchFeedback, Need, Organisation, Result, User, join_list
+from corpora.schema import NEED_SCHEMA, RESULT_SCHEMA, SideSchema, validate_values
+from matcher.types import Side
+from web.audit import record
+
+# Fields a user edits; organisation and status have their own rules.
+NEED_FIELDS = ("title", "description", "industry", "cooperation_mode", "budget_min",
+               "budget_max", "region", "deadline", "contact")
+RESULT_FIELDS = ("title", "abstract", "result_type", "patent_number", "maturity", "industry",
+                 "keywords", "inventors", "transfer_modes", "asking_price", "published_on")
+LIST_FIELDS = ("keywords", "inventors", "transfer_modes")
+REASON_MAX = 500
+
+
+class FieldErrors(ValueError):
+    """Field name → message; nothing was saved."""
+
+    def __init__(self, errors: Mapping[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = dict(errors)
+
+
+def fields_for(side: Side) -> tuple[str, ...]:
+    return NEED_FIELDS if side == "need" else RESULT_FIELDS
+
+
+def schema_of(side: Side) -> SideSchema:
+    return NEED_SCHEMA if side == "need" else RESULT_SCHEMA
+
+
+def validate(side: Side, raw: Mapping[str, Any], *, partial: bool = False) -> dict[str, Any]:
+    """Clean values for the editable fields in `raw`. Unknown fields are errors (a typo in
+    an API call must not be silently ignored); with `partial`, absent fields stay as they are.
+    """
+    allowed = fields_for(side)
+    errors = {name: "未知字段" for name in raw if name not in allowed}
+    given = {name: value for name, value in raw.items() if name in allowed}
+    if not partial:
+        given = {name: given.get(name) for name in allowed}
+    clean, problems = validate_values(schema_of(side), 1, given)
+    for problem in problems:
+        if partial and problem.field not in given and problem.message.startswith("缺少"):
+            continue
+        errors.setdefault(problem.field or "_", problem.message)
+    if errors:
+        raise FieldErrors(errors)
+    return {name: (join_list(value) if name in LIST_FIELDS and value else
+                   None if name in LIST_FIELDS else value)
+            for name, value in clean.items()}
+
+
+def _apply(row: Need | Result, values: Mapping[str, Any]) -> dict[str, list[Any]]:
+    changes: dict[str, list[Any]] = {}
+    for name, value in values.items():
+        old = getattr(row, name)
+        if old != value:
+            changes[name] = [old, value]
+            setattr(row, name, value)
+    return changes
+
+
+def _check_budget(need: Need) -> None:
+    if (need.budget_min is not None and need.budget_max is not None
+            and need.budget_min > need.budget_max):
+        raise FieldErrors({"budget_max": f"预算上限 {need.budget_max:g} 小于下限 {need.budget_min:g}"})
+
+
+def create_need(session: Session, user: User, raw: Mapping[str, Any]) -> Need:
+    if user.organisation_id is None:
+        raise PermissionError("只有绑定企业的账号可以发布需求")
+    values = validate("need", raw)
+    need = Need(organisation_id=user.organisation_id, status="open", **values)
+    session.add(need)
+    session.flush()
+    record(session, user, "create", "need", need.id, {"title": need.title})
+    return need
+
+
+def update_need(session: Session, user: User, need: Need, raw: Mapping[str, Any], *,
+                partial: bool = False) -> dict[str, list[Any]]:
+    changes = _apply(need, validate("need", raw, partial=partial))
+    _check_budget(need)
+    if changes:
+        record(session, user, "update", "need", need.id, {"fields": sorted(changes)})
+    return changes
+
+
+def set_need_status(session: Session, user: User, need: Need, status: str) -> None:
+    if status not in ("open", "closed"):
+        raise FieldErrors({"status": "状态须为 open 或 closed"})
+    if need.status != status:
+        record(session, user, "reopen" if status == "open" else "close", "need", need.id)
+        need.status = status
+
+
+def create_result(session: Session, user: User, raw: Mapping[str, Any]) -> Result:
+    if user.organisation_id is None:
+        raise PermissionError("只有绑定高校或院所的账号可以发布成果")
+    values = validate("result", raw)
+    result = Result(organisation_id=user.organisation_id, status="active", **values)
+    session.add(result)
+    session.flush()
+    record(session, user, "create", "result", result.id, {"title": result.title})
+    return result
+
+
+def update_result(session: Session, user: User, result: Result, raw: Mapping[str, Any], *,
+                  partial: bool = False) -> dict[str, list[Any]]:
+    changes = _apply(result, validate("result", raw, partial=partial))
+    if changes:
+        record(session, user, "update", "result", result.id, {"fields": sorted(changes)})
+    return changes
+
+
+def set_result_status(session: Session, user: User, result: Result, status: str) -> None:
+    if status not in ("active", "withdrawn"):
+        raise FieldErrors({"status": "状态须为 active 或 withdrawn"})
+    if result.status != status:
+        action = "restore" if status == "active" else "withdraw"
+        record(session, user, action, "result", result.id)
+        result.status = status
+
+
+def mark_match(session: Session, user: User, need: Need, result_id: Any, relevant: Any,
+               reason: Any) -> MatchFeedback:
+    """A firm's relevant / not-relevant mark on one of its need's matches (one per pair)."""
+    errors: dict[str, str] = {}
+    result = None
+    if isinstance(result_id, bool) or not isinstance(result_id, int | str) or \
+            not str(result_id).isdigit():
+        errors["result_id"] = "须为成果编号（整数）"
+    else:
+        result = session.get(Result, int(result_id))
+        if result is None:
+            errors["result_id"] = f"成果 {result_id} 不存在"
+    if isinstance(relevant, str):
+        relevant = {"1": True, "true": True, "yes": True, "0": False, "false": False,
+                    "no": False}.get(relevant.strip().lower(), relevant)
+    if not isinstance(relevant, bool):
+        errors["relevant"] = "须为 true（相关）或 false（不相关）"
+    if reason is not None and not isinstance(reason, str):
+        errors["reason"] = "须为文本"
+    elif reason and len(reason) > REASON_MAX:
+        errors["reason"] = f"理由不超过 {REASON_MAX} 字"
+    if errors:
+        raise FieldErrors(errors)
+    assert result is not None
+    reason = (reason or "").strip() or None
+    feedback = session.scalar(select(MatchFeedback).where(
+        MatchFeedback.need_id == need.id, MatchFeedback.result_id == result.id))
+    if feedback is None:
+        feedback = MatchFeedback(need_id=need.id, result_id=result.id, user_id=user.id,
+                                 relevant=relevant, reason=reason)
+        session.add(feedback)
+    else:
+        feedback.relevant, feedback.reason, feedback.user_id = relevant, reason, user.id
+    session.flush()
+    record(session, user, "mark", "need", need.id,
+           {"result_id": result.id, "relevant": relevant, "reason": reason})
+    return feedback
+
+
+def organisation_name(session: Session, organisation_id: int | None) -> str | None:
+    if organisation_id is None:
+        return None
+    organisation = session.get(Organisation, organisation_id)
+    return organisation.name if organisation else None

@@ -1,0 +1,238 @@
+"""Research results: offices list, upload, edit and withdraw them; everyone sees the needs
+each answers; officers see how many open needs each result answers well."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from corpora.importer import ImportProblem, RowsRejected, import_file
+from corpora.models import MatchFeedback, Organisation, Result, User
+from corpora.schema import RESULT_SCHEMA
+from web import permissions
+from web.audit import record
+from web.auth import role_required
+from web.database import get_db
+from web.matching import service
+from web.matchview import BadFilter, filters_from, match_rows
+from web.records import (RESULT_FIELDS, FieldErrors, create_result, set_result_status,
+                         update_result)
+
+bp = Blueprint("results", __name__, url_prefix="/results")
+
+MATCHES_K = 20
+UPLOAD_SUFFIXES = (".csv", ".xlsx")
+
+
+def get_result(result_id: int) -> Result:
+    result = get_db().get(Result, result_id)
+    if result is None:
+        abort(404, "成果不存在")
+    return result
+
+
+def _editable(result_id: int) -> Result:
+    result = get_result(result_id)
+    if not permissions.can_edit_result(current_user, result):
+        abort(403, "只能编辑本单位的成果")
+    return result
+
+
+def _me() -> User:
+    return get_db().get(User, current_user.id)
+
+
+def _form_values() -> dict[str, str]:
+    return {name: request.form.get(name, "") for name in RESULT_FIELDS if name != "transfer_modes"} \
+        | {"transfer_modes": ";".join(request.form.getlist("transfer_modes"))}
+
+
+def _row_values(result: Result) -> dict[str, str]:
+    values = {}
+    for name in RESULT_FIELDS:
+        value = getattr(result, name)
+        if value is None:
+            values[name] = ""
+        elif isinstance(value, float):
+            values[name] = f"{value:g}"
+        else:
+            values[name] = str(value)
+    return values
+
+
+@bp.route("/mine")
+@role_required("office")
+def mine() -> Any:
+    query = select(Result).order_by(Result.updated_at.desc())
+    if current_user.role != "admin":
+        query = query.where(Result.organisation_id == current_user.organisation_id)
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    rows = list(get_db().scalars(query.offset((page - 1) * 50).limit(51)))
+    return render_template("results/mine.html", results=rows[:50], page=page,
+                           more=len(rows) > 50)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@role_required("office")
+def new() -> Any:
+    if not permissions.can_post_result(current_user):
+        abort(403, "只有绑定高校或院所的账号可以登记成果")
+    errors: dict[str, str] = {}
+    values = _form_values() if request.method == "POST" else {}
+    if request.method == "POST":
+        db = get_db()
+        try:
+            result = create_result(db, _me(), values)
+            db.commit()
+        except FieldErrors as bad:
+            db.rollback()
+            errors = bad.errors
+        else:
+            service().changed(db, "result", [result.id])
+            flash("成果已登记，可被匹配")
+            return redirect(url_for("results.detail", result_id=result.id))
+    return render_template("results/form.html", result=None, values=values, errors=errors), \
+        400 if errors else 200
+
+
+@bp.route("/<int:result_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit(result_id: int) -> Any:
+    result = _editable(result_id)
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        values = _form_values()
+        db = get_db()
+        try:
+            update_result(db, _me(), result, values)
+            db.commit()
+        except FieldErrors as bad:
+            db.rollback()
+            errors = bad.errors
+        else:
+            service().changed(db, "result", [result.id])
+            flash("成果已保存")
+            return redirect(url_for("results.detail", result_id=result.id))
+    else:
+        values = _row_values(result)
+    return render_template("results/form.html", result=result, values=values, errors=errors), \
+        400 if errors else 200
+
+
+@bp.route("/<int:result_id>/status", methods=["POST"])
+@login_required
+def status(result_id: int) -> Any:
+    result = _editable(result_id)
+    db = get_db()
+    try:
+        set_result_status(db, _me(), result, request.form.get("status", ""))
+    except FieldErrors as bad:
+        abort(400, bad.errors["status"])
+    db.commit()
+    service().changed(db, "result", [result.id])
+    flash("成果已撤回" if result.status == "withdrawn" else "成果已恢复")
+    return redirect(url_for("results.detail", result_id=result.id))
+
+
+@bp.route("/<int:result_id>")
+@login_required
+def detail(result_id: int) -> Any:
+    result = get_result(result_id)
+    db = get_db()
+    error = None
+    try:
+        filters = filters_from(request.args, "need")
+    except BadFilter as bad:
+        error, filters = bad.message, None
+    rows = []
+    if error is None:
+        rows = match_rows(db, "need",
+                          service().match_row(result, "need", k=MATCHES_K, filters=filters))
+    interest = []
+    if permissions.can_see_interest(current_user, result):
+        interest = list(db.scalars(
+            select(MatchFeedback).options(selectinload(MatchFeedback.need))
+            .where(MatchFeedback.result_id == result.id)
+            .order_by(MatchFeedback.relevant.desc(), MatchFeedback.updated_at.desc())))
+    similar = match_rows(db, "result", service().match_row(result, "result", k=5))
+    return render_template(
+        "results/detail.html", result=result, rows=rows, error=error, interest=interest,
+        similar=similar, editable=permissions.can_edit_result(current_user, result),
+        curator=permissions.can_curate(current_user), args=request.args,
+    ), 400 if error else 200
+
+
+@bp.route("/upload", methods=["GET", "POST"])
+@role_required("office")
+def upload() -> Any:
+    """CSV/XLSX bulk listing through the importer: a file with any bad row imports nothing
+    and every bad row is shown with its line number and reason."""
+    report = None
+    problem = None
+    rejected = []
+    if request.method == "POST":
+        me = _me()
+        if me.organisation is None:
+            abort(403, "只有绑定高校或院所的账号可以上传成果")
+        upload_file = request.files.get("file")
+        name = Path(upload_file.filename or "").name if upload_file else ""
+        suffix = Path(name).suffix.lower()
+        if not upload_file or not name:
+            problem = "请选择要上传的 CSV 或 XLSX 文件"
+        elif suffix not in UPLOAD_SUFFIXES:
+            problem = f"不支持的文件类型「{suffix or '无扩展名'}」：只接受 .csv 和 .xlsx"
+        else:
+            db = get_db()
+            with tempfile.TemporaryDirectory() as folder:
+                path = Path(folder) / f"upload{suffix}"
+                upload_file.save(path)
+                try:
+                    report = import_file(db, path, "result", organisation=me.organisation.name,
+                                         lock_organisation=True, progress=False)
+                    record(db, me, "upload", "result", None,
+                           {"file": name, "created": report.created, "updated": report.updated})
+                    db.commit()
+                except RowsRejected as rows:
+                    db.rollback()
+                    rejected = rows.report.errors
+                    problem = (f"《{name}》有 {len(rows.report.rejected)} 行不合格，"
+                               "整个文件未导入。请按下表修改后重新上传。")
+                except ImportProblem as bad:
+                    db.rollback()
+                    problem = str(bad)
+            if report is not None:
+                service().changed(db, "result", report.changed_ids)
+                flash(f"《{name}》已导入：新增 {report.created} 条，更新 {report.updated} 条，"
+                      f"未变 {report.unchanged} 条")
+    status_code = 400 if problem else 200
+    columns = [spec for spec in RESULT_SCHEMA.fields
+               if spec.name not in ("institution", "institution_city", "institution_kind")]
+    return render_template("results/upload.html", report=report, problem=problem,
+                           rejected=rejected, columns=columns), status_code
+
+
+@bp.route("/coverage")
+@role_required("officer")
+def coverage() -> Any:
+    """Every active result with how many open needs it answers well, most first."""
+    db = get_db()
+    cov = service().coverage()
+    industry = request.args.get("industry", "")
+    institution = request.args.get("institution", "")
+    query = (select(Result).join(Organisation).options(selectinload(Result.organisation))
+             .where(Result.status == "active"))
+    if industry:
+        query = query.where(Result.industry == industry)
+    if institution:
+        query = query.where(Organisation.name.contains(institution[:200]))
+    ids = sorted(cov.needs_of, key=lambda i: -len(cov.needs_of[i]))
+    rows = {r.id: r for r in db.scalars(query.where(Result.id.in_(ids[:2000])))} if ids else {}
+    ranked = [(rows[i], cov.count(i)) for i in ids if i in rows][:200]
+    return render_template("results/coverage.html", ranked=ranked, top_k=cov.top_k,
+                           args=request.args)

@@ -1,0 +1,71 @@
+"""Jinja filters and globals shared by every template."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+from typing import Any
+
+from flask import Flask
+from markupsafe import Markup, escape
+
+from corpora.industries import G60_CITIES, G60_INDUSTRIES
+from corpora.schema import COOPERATION_MODES, MATURITIES, RESULT_TYPES
+from matcher.explain import highlight_spans
+
+STATUS_LABELS = {"open": "征集中", "closed": "已关闭", "active": "有效", "withdrawn": "已撤回"}
+FACET_LABELS = {"industry": "产业领域", "region": "地区", "result_type": "成果类型",
+                "maturity": "成熟度", "cooperation_mode": "合作方式"}
+
+
+def highlight(text: str | None, terms: Iterable[str]) -> Markup:
+    """`text` with each term wrapped in <mark>; every piece is escaped first."""
+    text = text or ""
+    pieces: list[str] = []
+    last = 0
+    for start, end in highlight_spans(text, list(terms)):
+        pieces.append(str(escape(text[last:start])))
+        pieces.append(f"<mark>{escape(text[start:end])}</mark>")
+        last = end
+    pieces.append(str(escape(text[last:])))
+    return Markup("".join(pieces))
+
+
+def money(value: float | None) -> str:
+    return "—" if value is None else f"{value:g} 万元"
+
+
+def budget(low: float | None, high: float | None) -> str:
+    if low is None and high is None:
+        return "面议"
+    if low is not None and high is not None:
+        return f"{low:g}–{high:g} 万元"
+    return f"≥{low:g} 万元" if low is not None else f"≤{high:g} 万元"
+
+
+def day(value: date | datetime | None) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    return value.isoformat()
+
+
+def facet_label(agreed: str) -> str:
+    name, _, value = agreed.partition("=")
+    return f"{FACET_LABELS.get(name, name)}：{value}"
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.filters.update(
+        highlight=highlight, money=money, day=day, facet_label=facet_label,
+        status_label=lambda s: STATUS_LABELS.get(s, s),
+    )
+    app.jinja_env.globals.update(
+        budget=budget, INDUSTRIES=G60_INDUSTRIES, CITIES=G60_CITIES,
+        COOPERATION_MODES=COOPERATION_MODES, RESULT_TYPES=RESULT_TYPES, MATURITIES=MATURITIES,
+    )
+
+    @app.context_processor
+    def _site() -> dict[str, Any]:
+        return {"site_name": "G60 产学研对接平台"}
