@@ -12,8 +12,21 @@ from typing import Any
 
 from flask import Flask
 
-from web import api, auth, database, errors, matching, needs, results, search, shortlists
-from web import admin, security, templating
+from web import (
+    admin,
+    api,
+    auth,
+    commands,
+    database,
+    errors,
+    matching,
+    needs,
+    results,
+    search,
+    security,
+    shortlists,
+    templating,
+)
 from web.config import load_config
 
 
@@ -27,6 +40,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     matching.init_app(app)
     templating.init_app(app)
     errors.init_app(app)
+    commands.init_app(app)
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(search.bp)

@@ -9,13 +9,19 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import click
-from flask import (Blueprint, Flask, abort, flash, redirect, render_template,
-                   request, url_for)
+from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
+from flask.cli import with_appcontext
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 
 from corpora.models import User
-from web.accounts import (ROLE_LABELS, AccountError, NewUser, authenticate, create_user,
-                          issue_api_token)
+from web.accounts import (
+    ROLE_LABELS,
+    AccountError,
+    NewUser,
+    authenticate,
+    create_user,
+    issue_api_token,
+)
 from web.audit import record
 from web.database import get_db, sessions
 
@@ -141,6 +147,7 @@ def _create(username: str, password: str, role: str, name: str, organisation: st
 
 
 @click.command("create-admin")
+@with_appcontext
 @click.option("--username", prompt="用户名")
 @click.option("--password", prompt="密码", hide_input=True, confirmation_prompt=True)
 @click.option("--name", default="管理员", help="显示名")
@@ -150,6 +157,7 @@ def create_admin_command(username: str, password: str, name: str) -> None:
 
 
 @click.command("create-user")
+@with_appcontext
 @click.option("--username", prompt="用户名")
 @click.option("--password", prompt="密码", hide_input=True, confirmation_prompt=True)
 @click.option("--role", type=click.Choice(["firm", "office", "officer", "admin"]), required=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from flask import Flask, current_app, g
+from flask.cli import with_appcontext
 from sqlalchemy.orm import Session, sessionmaker
 
 from corpora.db import create_engine_for, make_sessionmaker, upgrade
@@ -26,6 +27,7 @@ def close_db(_error: BaseException | None = None) -> None:
 
 
 @click.command("init-db")
+@with_appcontext
 def init_db_command() -> None:
     """Create or migrate the database schema (Alembic upgrade to head)."""
     upgrade(current_app.extensions["matcher.engine"])

@@ -14,9 +14,9 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 from sqlalchemy.orm import Session, sessionmaker
 
 from corpora.items import to_item
@@ -143,6 +143,7 @@ def _print_reports(reports: Iterable[SyncReport]) -> None:
 
 
 @click.command("reindex")
+@with_appcontext
 @click.option("--full", is_flag=True, help="丢弃现有索引，从数据库完整重建")
 def reindex_command(full: bool) -> None:
     """Bring the indexes in step with the database (only what changed, unless --full)."""
@@ -155,6 +156,7 @@ def reindex_command(full: bool) -> None:
 
 
 @click.command("check-index")
+@with_appcontext
 def check_index_command() -> None:
     """Report how the indexes differ from the database, changing nothing."""
     reports = service().check()

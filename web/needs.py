@@ -14,8 +14,14 @@ from web.auth import role_required
 from web.database import get_db
 from web.matching import service
 from web.matchview import BadFilter, filters_from, match_rows
-from web.records import (NEED_FIELDS, FieldErrors, create_need, mark_match, set_need_status,
-                         update_need)
+from web.records import (
+    NEED_FIELDS,
+    FieldErrors,
+    create_need,
+    mark_match,
+    set_need_status,
+    update_need,
+)
 
 bp = Blueprint("needs", __name__, url_prefix="/needs")
 

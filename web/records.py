@@ -77,7 +77,8 @@ def _apply(row: Need | Result, values: Mapping[str, Any]) -> dict[str, list[Any]
 def _check_budget(need: Need) -> None:
     if (need.budget_min is not None and need.budget_max is not None
             and need.budget_min > need.budget_max):
-        raise FieldErrors({"budget_max": f"预算上限 {need.budget_max:g} 小于下限 {need.budget_min:g}"})
+        message = f"预算上限 {need.budget_max:g} 小于下限 {need.budget_min:g}"
+        raise FieldErrors({"budget_max": message})
 
 
 def create_need(session: Session, user: User, raw: Mapping[str, Any]) -> Need:

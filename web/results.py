@@ -21,8 +21,7 @@ from web.auth import role_required
 from web.database import get_db
 from web.matching import service
 from web.matchview import BadFilter, filters_from, match_rows
-from web.records import (RESULT_FIELDS, FieldErrors, create_result, set_result_status,
-                         update_result)
+from web.records import RESULT_FIELDS, FieldErrors, create_result, set_result_status, update_result
 
 bp = Blueprint("results", __name__, url_prefix="/results")
 
@@ -49,8 +48,10 @@ def _me() -> User:
 
 
 def _form_values() -> dict[str, str]:
-    return {name: request.form.get(name, "") for name in RESULT_FIELDS if name != "transfer_modes"} \
-        | {"transfer_modes": ";".join(request.form.getlist("transfer_modes"))}
+    values = {name: request.form.get(name, "") for name in RESULT_FIELDS}
+    # Checkboxes: one form value per chosen mode.
+    values["transfer_modes"] = ";".join(request.form.getlist("transfer_modes"))
+    return values
 
 
 def _row_values(result: Result) -> dict[str, str]:

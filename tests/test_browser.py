@@ -1,0 +1,110 @@
+"""The three main workflows in a real browser: a firm, an office and an officer at work.
+
+Each test leaves screenshots of the pages it saw (see tests/browser_support.py).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, screenshots_dir, serve
+from tests.web_support import PASSWORD, Site, make_site
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: install Debian's chromium package "
+                    "(.ci/run does) or set CHROMIUM_PATH")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[tuple[Site, str]]:
+    site = make_site(f"sqlite:///{tmp_path / 'browser.sqlite'}", tmp_path / "home")
+    with serve(site.app) as url:
+        yield site, url
+    site.app.extensions["matcher.engine"].dispose()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900},
+                                  accept_downloads=True)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def login(page: Page, url: str, username: str) -> None:
+    page.goto(f"{url}/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("main button[type=submit]")
+    expect(page.locator("header .who")).to_contain_text(username)
+
+
+def shot(page: Page, name: str) -> None:
+    page.screenshot(path=str(screenshots_dir() / f"{name}.png"), full_page=True)
+
+
+def test_firm_posts_a_need_and_sees_explained_matches(live: tuple[Site, str], page: Page) -> None:
+    _site, url = live
+    login(page, url, "firm_a")
+    shot(page, "firm-home")
+    page.click("text=发布需求")
+    page.fill("#f-title", "焊装线机器人视觉抓取")
+    page.fill("#f-description", "需要深度学习视觉定位算法，提升工业机器人无序抓取精度到0.5毫米。")
+    page.select_option("#f-industry", "智能制造")
+    page.select_option("#f-cooperation_mode", "合作开发")
+    page.fill("#f-budget_min", "abc")
+    page.click("main button[type=submit]")
+    # A bad field is reported beside the field, and nothing is saved.
+    expect(page.locator('[data-field="budget_min"]')).to_be_visible()
+    page.fill("#f-budget_min", "50")
+    page.fill("#f-budget_max", "100")
+    page.click("main button[type=submit]")
+    expect(page.locator("h1")).to_have_text("焊装线机器人视觉抓取")
+    first = page.locator(".match").first
+    expect(first.locator("h3")).to_contain_text("基于深度学习的机器人视觉定位方法")
+    expect(first.locator(".why")).to_contain_text("共同术语")
+    first.locator("summary").click()
+    expect(first.locator("mark").first).to_be_visible()
+    first.locator("input[name=relevant][value=true]").check()
+    first.locator("input[name=reason]").fill("精度满足，希望洽谈")
+    first.locator("button", has_text="提交标记").click()
+    expect(page.locator(".match").first.locator(".mark-state")).to_contain_text("已标记：相关")
+    shot(page, "firm-need-matches")
+
+
+def test_office_uploads_a_csv_with_one_bad_row(live: tuple[Site, str], page: Page) -> None:
+    _site, url = live
+    login(page, url, "office_u1")
+    shot(page, "office-home")
+    page.click("header >> text=批量上传")
+    rows = io.StringIO()
+    writer = csv.writer(rows)
+    writer.writerow(["成果名称", "摘要", "成果类型", "成熟度"])
+    writer.writerow(["柔性钙钛矿电池封装", "一种柔性钙钛矿太阳能电池封装方法", "发明专利", "小试"])
+    writer.writerow(["缺少摘要的成果", "", "发明专利", "小试"])
+    page.set_input_files("input[name=file]", files=[{
+        "name": "成果清单.csv", "mimeType": "text/csv",
+        "buffer": rows.getvalue().encode("utf-8")}])
+    page.click("main button[type=submit]")
+    expect(page.locator("#upload-error")).to_contain_text("整个文件未导入")
+    expect(page.locator("#rejected-rows")).to_contain_text("第 3 行")
+    expect(page.locator("#rejected-rows")).to_contain_text("摘要")
+    shot(page, "office-upload-error")
+    page.goto(f"{url}/search?q=钙钛矿")
+    expect(page.locator("main")).not_to_contain_text("柔性钙钛矿电池封装")
