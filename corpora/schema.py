@@ -416,9 +416,16 @@ def _parse_float(spec: FieldSpec, value: object) -> float | None:
             return None
         if not _NUMBER.match(text):
             raise ValueProblem(f"{preview(value)} 不是数字")
-        number = float(text)
+        try:
+            number = float(text)
+        except OverflowError:
+            too_big = f"{preview(value)} 超过上限 {MONEY_MAX:,.0f}（单位：万元）"
+            raise ValueProblem(too_big) from None
     else:
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond float range, e.g. 10**400 from JSON
+            raise ValueProblem(f"超过上限 {MONEY_MAX:,.0f}（单位：万元）") from None
     if not math.isfinite(number):
         raise ValueProblem(f"{preview(value)} 不是有限的数字")
     if number < 0:

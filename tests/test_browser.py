@@ -108,3 +108,37 @@ def test_office_uploads_a_csv_with_one_bad_row(live: tuple[Site, str], page: Pag
     shot(page, "office-upload-error")
     page.goto(f"{url}/search?q=钙钛矿")
     expect(page.locator("main")).not_to_contain_text("柔性钙钛矿电池封装")
+
+
+def test_officer_builds_a_shortlist_with_the_proposal_and_exports_it(
+        live: tuple[Site, str], page: Page, tmp_path: Path) -> None:
+    _site, url = live
+    login(page, url, "officer")
+    shot(page, "officer-home")
+    page.click("header >> text=拍卖清单")
+    page.fill("#f-title", "2026 G60 科创走廊成果拍卖会（智能制造专场）")
+    page.fill("#f-event_date", "2026-12-18")
+    page.click("main form.card button[type=submit]")
+    expect(page.locator("h1")).to_contain_text("智能制造专场")
+    page.click("text=系统建议拍品")
+    page.fill("#f-n", "3")
+    page.click("main form.filters button[type=submit]")
+    expect(page.locator("#method")).to_contain_text("1 − 1/e")
+    proposed = page.locator("table tr").count() - 1
+    assert proposed >= 1
+    shot(page, "officer-proposal")
+    page.click("text=采纳建议")
+    expect(page.locator("table.lots tr[id^=lot-]")).to_have_count(proposed)
+    expect(page.locator("#history")).to_be_visible()
+    shot(page, "officer-shortlist")
+    with page.expect_download() as download_info:
+        page.click("text=导出 CSV")
+    saved = tmp_path / "shortlist.csv"
+    download_info.value.save_as(saved)
+    rows = list(csv.reader(io.StringIO(saved.read_text(encoding="utf-8-sig"))))
+    assert rows[0][:2] == ["序号", "成果名称"] and len(rows) == proposed + 1
+    with page.expect_download() as download_info:
+        page.click("text=导出 XLSX")
+    assert download_info.value.suggested_filename.endswith(".xlsx")
+    page.click("text=打印视图")
+    expect(page.locator("main")).to_contain_text("智能制造专场")

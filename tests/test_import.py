@@ -662,3 +662,11 @@ def test_edits_outside_the_importer_keep_hashes_right(sqlite_engine: Engine) -> 
         after = content_hashes(session, "need")[need_id]
     assert after != before
     assert after == hashlib.sha256(item.full_text.encode("utf-8")).hexdigest()
+
+
+def test_numbers_beyond_float_range_are_row_errors(sqlite_engine: Engine) -> None:
+    record = {"title": "需求", "description": "描述", "firm": "测试公司", "budget_min": 10**400}
+    with pytest.raises(RowsRejected) as rejected, session_scope(sqlite_engine) as session:
+        import_records(session, "need", [record])
+    [error] = rejected.value.report.errors
+    assert error.field == "budget_min" and "超过上限" in error.message

@@ -13,7 +13,8 @@ from tests.web_support import Site
 from web.database import sessions
 
 NEW_RESULT = {
-    "title": "石墨烯复合散热膜制备方法", "abstract": "一种石墨烯复合散热膜，导热系数大于1500 W/mK。",
+    "title": "石墨烯复合散热膜制备方法",
+    "abstract": "一种石墨烯复合散热膜，导热系数大于1500 W/mK。",
     "result_type": "发明专利", "patent_number": "CN202410000001.X", "maturity": "中试",
     "industry": "新材料", "keywords": "石墨烯；散热膜", "inventors": "张三、李四",
     "asking_price": "80", "published_on": "2025-03-01",
@@ -33,7 +34,8 @@ def _count_results(site: Site) -> int:
 
 def test_office_lists_edits_and_withdraws_a_result(site: Site) -> None:
     client = site.client("office_u1")
-    response = client.post("/results/new", data=NEW_RESULT | {"transfer_modes": ["许可", "作价入股"]})
+    modes = {"transfer_modes": ["许可", "作价入股"]}
+    response = client.post("/results/new", data=NEW_RESULT | modes)
     assert response.status_code == 302, response.get_data(as_text=True)
     result_id = int(response.headers["Location"].split("/")[-1])
     with site.app.app_context(), sessions()() as db:

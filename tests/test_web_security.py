@@ -154,3 +154,28 @@ def test_unknown_records_are_404(sqlite_site: Site) -> None:
         response = client.get(path)
         assert response.status_code == 404
         assert "不存在" in response.get_data(as_text=True)
+
+
+def test_hostile_ids_and_nul_characters_get_4xx_not_500(site: Site) -> None:
+    client = site.client("firm_a")
+    need_id = site.ids["need"]["工业机器人视觉抓取精度提升"]
+    for path in ("/needs/99999999999999999999", "/results/99999999999999999999/edit",
+                 "/needs/0"):
+        assert client.get(path).status_code == 404, path
+    assert client.post(f"/needs/{need_id}/feedback",
+                       data={"result_id": "²", "relevant": "true"}).status_code == 400
+    assert client.post(f"/needs/{need_id}/feedback",
+                       data={"result_id": "99999999999999999999",
+                             "relevant": "true"}).status_code == 400
+    nul = client.post(f"/needs/{need_id}/feedback", data={
+        "result_id": site.ids["result"]["抗体制剂稳定配方"], "relevant": "true",
+        "reason": "好\x00"})
+    assert nul.status_code == 400 and "NUL" in nul.get_data(as_text=True)
+    anonymous = site.app.test_client()
+    assert anonymous.post("/login", data={"username": "firm\x00",
+                                          "password": "x"}).status_code == 400
+    assert anonymous.post("/login", data={"username": "no such user!",
+                                          "password": "x"}).status_code == 401
+    officer = site.client("officer")
+    assert officer.get("/results/coverage?institution=a%00b").status_code == 400
+    assert officer.get("/search?q=%00").status_code == 400

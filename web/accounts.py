@@ -18,6 +18,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from corpora.models import ROLES, Organisation, User
 
 PASSWORD_MIN_LENGTH = 10
+PASSWORD_MAX_LENGTH = 200  # the sign-in form accepts no more
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{3,50}$")
 ROLE_LABELS = {"firm": "企业", "office": "技术转移办公室", "officer": "科委/G60 官员",
                "admin": "管理员"}
@@ -36,6 +37,8 @@ class AccountError(ValueError):
 def password_problem(password: str, username: str = "") -> str | None:
     if len(password) < PASSWORD_MIN_LENGTH:
         return f"密码至少 {PASSWORD_MIN_LENGTH} 个字符"
+    if len(password) > PASSWORD_MAX_LENGTH:
+        return f"密码不超过 {PASSWORD_MAX_LENGTH} 个字符"
     if not (re.search(r"[A-Za-z]", password) and re.search(r"\d", password)):
         return "密码须同时包含字母和数字"
     if username and username.lower() in password.lower():
@@ -48,7 +51,12 @@ def hash_password(password: str) -> str:
 
 
 def authenticate(session: Session, username: str, password: str) -> User | None:
-    user = session.scalar(select(User).where(User.username == username.strip()))
+    username = username.strip()
+    if not USERNAME_PATTERN.match(username):
+        # No account has such a name; and a NUL would be refused by PostgreSQL itself.
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    user = session.scalar(select(User).where(User.username == username))
     if user is None:
         check_password_hash(_DUMMY_HASH, password)
         return None

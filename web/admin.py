@@ -48,7 +48,7 @@ def users() -> Any:
                            errors=errors, values=values), 400 if errors else 200
 
 
-@bp.route("/users/<int:user_id>/active", methods=["POST"])
+@bp.route("/users/<id:user_id>/active", methods=["POST"])
 @role_required("admin")
 def set_active(user_id: int) -> Any:
     db = get_db()

@@ -1,7 +1,568 @@
-"""The JSON API. (Being written.)"""
+"""The JSON API (/api/v1): the pages' operations for scripts and other systems.
+
+Same rules as the pages, by construction: every permission decision is a call into
+`web.permissions`, every write goes through `web.records` (the importer's validation), and a
+write is committed only when nothing at all was wrong, so a rejected request leaves the
+database as it was. The reference for users is docs/api.md.
+
+Robustness is part of the contract: whatever a client sends (random Unicode, wrong JSON types,
+missing or unknown fields, huge numbers, a broken body), the answer is a success or a 4xx with
+a message and, where a field is to blame, the field's name; never a 500. That is why the
+values are type-checked here before `web.records` sees them: the importer's validator was
+written for spreadsheet cells and accepts, or crashes on, some values an API must refuse.
+
+Authentication is a bearer token (`Authorization: Bearer …`, no CSRF: a token is no ambient
+authority) or the browser's session cookie (unsafe methods then need the CSRF token, as forms
+do).
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, request, url_for
+from flask_login import current_user
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+
+from corpora.models import (
+    NEED_STATUSES,
+    RESULT_STATUSES,
+    MatchFeedback,
+    Need,
+    Result,
+    Shortlist,
+    ShortlistLot,
+    User,
+)
+from corpora.schema import encoding_problem
+from web import permissions
+from web.accounts import authenticate, issue_api_token, user_for_token
+from web.api_input import (
+    ID_MAX,
+    ApiError,
+    bool_arg,
+    check_args,
+    choice_args,
+    fail,
+    filters_for,
+    int_arg,
+    json_body,
+    merge,
+    one_arg,
+    page_args,
+    path_id,
+    status_args,
+    type_name,
+    type_problems,
+)
+from web.api_json import need_json, organisation_json, page_json, result_json, shortlist_json, when
+from web.audit import record
+from web.auth import SiteUser
+from web.database import get_db
+from web.errors import json_error
+from web.matching import service
+from web.matchview import FILTER_PARAMS, match_rows
+from web.records import (
+    FieldErrors,
+    create_need,
+    create_result,
+    mark_match,
+    set_need_status,
+    set_result_status,
+    update_need,
+    update_result,
+)
+from web.security import csrf
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+# CSRF is checked in `_authenticate`, and only for cookie-authenticated writes.
+csrf.exempt(bp)
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+PUBLIC_ENDPOINTS = frozenset({"api.issue_token"})
+K_DEFAULT = 20
+K_MAX = 100
+QUERY_MAX = 2000
+TOKEN_MAX = 200
+USERNAME_MAX = 50
+PASSWORD_MAX = 1024
+DATE_ARGS = ("date_from", "date_to")
+FEEDBACK_FIELDS = ("result_id", "relevant", "reason")
+TOKEN_FIELDS = ("username", "password")
+
+
+@bp.errorhandler(ApiError)
+def _api_error(error: ApiError) -> Any:
+    if "db" in g:
+        g.db.rollback()
+    body, status = json_error(error.status, error.message, error.fields or None)
+    if status == 401:
+        body.headers["WWW-Authenticate"] = 'Bearer realm="g60-api"'
+    return body, status
+
+
+@bp.after_request
+def _no_store(response: Response) -> Response:
+    """Answers carry contacts and private marks: no shared cache may keep them."""
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def ok(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    """A JSON success with Chinese left readable. Text from the database is clean Unicode,
+    but should a lone surrogate ever be there, backslashreplace writes it as the JSON escape
+    `\\udxxx` rather than failing to encode."""
+    text = json.dumps(body, ensure_ascii=False)
+    return Response(text.encode("utf-8", "backslashreplace"), status=status,
+                    headers=dict(headers or {}), mimetype="application/json")
+
+
+# --- who is asking --------------------------------------------------------------------------
+
+
+@bp.before_request
+def _authenticate() -> None:
+    """Bearer token if the header is there (a wrong one is 401, never a fall-back to the
+    cookie); else the session cookie, with the CSRF token required for writes."""
+    if request.method == "OPTIONS" or request.endpoint in PUBLIC_ENDPOINTS:
+        return
+    header = request.headers.get("Authorization")
+    if header is not None:
+        scheme, _, token = header.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            fail(401, "Authorization 请求头须为 “Bearer <令牌>”")
+        user = user_for_token(get_db(), token) if len(token) <= TOKEN_MAX else None
+        if user is None:
+            fail(401, "API 令牌无效或已失效：请在“我的账户”页或通过 POST /api/v1/token 重新获取")
+        g.api_user = SiteUser(user)
+        return
+    if not current_user.is_authenticated:
+        fail(401, "请先登录，或在请求头中携带 Authorization: Bearer <令牌>")
+    if request.method not in SAFE_METHODS and current_app.config.get("WTF_CSRF_ENABLED", True):
+        csrf.protect()  # CSRFError: a JSON 400 through the app's error handler
+    g.api_user = current_user._get_current_object()
+
+
+def viewer() -> SiteUser:
+    """The signed-in user as web.permissions expects it (role, organisation, authenticated)."""
+    return g.api_user
+
+
+def actor() -> User:
+    """The same user as a database row, for web.records and the audit log."""
+    return g.api_user.row
+
+
+# --- reading the request --------------------------------------------------------------------
+
+
+# --- checking a body before web.records sees it --------------------------------------------
+
+
+def commit() -> None:
+    """Commit, turning a lost race on a unique constraint into a 409, not a 500."""
+    db = get_db()
+    try:
+        db.commit()
+    except IntegrityError:
+        fail(409, "与其他同时进行的修改冲突，请重试")
+
+
+# --- what the API returns --------------------------------------------------------------------
+
+
+def load_need(raw_id: str) -> Need:
+    need = get_db().get(Need, path_id(raw_id, "need_id"))
+    if need is None:
+        fail(404, "需求不存在")
+    return need
+
+
+def load_result(raw_id: str) -> Result:
+    result = get_db().get(Result, path_id(raw_id, "result_id"))
+    if result is None:
+        fail(404, "成果不存在")
+    return result
+
+
+# --- tokens ---------------------------------------------------------------------------------
+
+
+def _usable_credential(value: str, limit: int) -> bool:
+    """A value that can be compared at all: surrogates or NUL would make the query or the
+    hash check raise, and such a value cannot be anyone's username or password anyway."""
+    return 0 < len(value) <= limit and encoding_problem(value) is None
+
+
+@bp.post("/token")
+def issue_token() -> Any:
+    """A new API token for a username and password (the old token stops working)."""
+    body = json_body()
+    errors = {name: "未知字段" for name in body if name not in TOKEN_FIELDS}
+    for name in TOKEN_FIELDS:
+        if body.get(name) is None:
+            errors[name] = "缺少此项，必填"
+        elif not isinstance(body[name], str):
+            errors[name] = f"类型错误：应为文本，实际为{type_name(body[name])}"
+    if errors:
+        fail(400, "请求字段有误", errors)
+    username, password = body["username"], body["password"]
+    db = get_db()
+    user = None
+    if _usable_credential(username.strip(), USERNAME_MAX) and \
+            _usable_credential(password, PASSWORD_MAX):
+        user = authenticate(db, username, password)
+    if user is None:
+        shown = username[:USERNAME_MAX].encode("utf-8", "backslashreplace").decode("utf-8")
+        record(db, None, "login_failed", "user", None,
+               {"username": shown, "address": request.remote_addr, "via": "api"})
+        db.commit()
+        fail(401, "用户名或密码错误")
+    token = issue_api_token(user)
+    record(db, user, "issue_token", "user", user.id, {"via": "api"})
+    commit()
+    return ok({"token": token, "user": {
+        "id": user.id, "username": user.username, "role": user.role,
+        "organisation": organisation_json(user.organisation)}})
+
+
+# --- needs ----------------------------------------------------------------------------------
+
+
+@bp.get("/needs")
+def list_needs() -> Any:
+    check_args({"industry", "cooperation_mode", "status", "organisation_id", "mine", "page",
+                "per_page"})
+    user = viewer()
+    page, per_page = page_args()
+    conditions: list[ColumnElement[bool]] = []
+    if industries := choice_args("industry", "need"):
+        conditions.append(Need.industry.in_(industries))
+    if modes := choice_args("cooperation_mode", "need"):
+        conditions.append(Need.cooperation_mode.in_(modes))
+    if statuses := status_args(NEED_STATUSES):
+        conditions.append(Need.status.in_(statuses))
+    organisation_id = int_arg("organisation_id", 0, 1, ID_MAX)
+    if organisation_id:
+        conditions.append(Need.organisation_id == organisation_id)
+    if bool_arg("mine"):
+        if not (permissions.can_post_need(user) or user.role == "admin"):
+            fail(403, "只有企业账号有“我的需求”")
+        if user.role != "admin":  # as on /needs/mine: an admin's "mine" is every need
+            conditions.append(Need.organisation_id == user.organisation_id)
+    db = get_db()
+    total = db.scalar(select(func.count()).select_from(Need).where(*conditions)) or 0
+    rows = db.scalars(
+        select(Need).options(selectinload(Need.organisation)).where(*conditions)
+        .order_by(Need.updated_at.desc(), Need.id.desc())
+        .offset((page - 1) * per_page).limit(per_page))
+    return ok(page_json([need_json(n, user) for n in rows], total, page, per_page))
+
+
+@bp.get("/needs/<need_id>")
+def get_need(need_id: str) -> Any:
+    check_args(())
+    return ok(need_json(load_need(need_id), viewer()))
+
+
+@bp.post("/needs")
+def post_need() -> Any:
+    user = viewer()
+    if not permissions.can_post_need(user):
+        fail(403, "只有绑定企业的账号可以发布需求")
+    body = json_body()
+    db = get_db()
+    errors = type_problems("need", body)
+    need = None
+    try:
+        need = create_need(db, actor(), {k: v for k, v in body.items() if k not in errors})
+    except FieldErrors as bad:
+        merge(errors, bad.errors)
+    except PermissionError as denied:
+        fail(403, str(denied))
+    if errors or need is None:
+        fail(400, "字段有误，需求未发布", errors)
+    commit()
+    service().changed(db, "need", [need.id])
+    return ok(need_json(need, user), 201,
+              {"Location": url_for("api.get_need", need_id=str(need.id))})
+
+
+@bp.patch("/needs/<need_id>")
+def patch_need(need_id: str) -> Any:
+    need = load_need(need_id)
+    user = viewer()
+    if not permissions.can_edit_need(user, need):
+        fail(403, "只能修改本企业的需求")
+    body = json_body()
+    db = get_db()
+    has_status = "status" in body
+    status = body.pop("status", None)
+    errors = type_problems("need", body)
+    try:
+        update_need(db, actor(), need, {k: v for k, v in body.items() if k not in errors},
+                    partial=True)
+    except FieldErrors as bad:
+        merge(errors, bad.errors)
+    if has_status:
+        try:
+            set_need_status(db, actor(), need, status)
+        except FieldErrors as bad:
+            merge(errors, bad.errors)
+    if errors:
+        fail(400, "字段有误，需求未修改", errors)
+    commit()
+    service().changed(db, "need", [need.id])
+    return ok(need_json(need, user))
+
+
+@bp.get("/needs/<need_id>/matches")
+def need_matches(need_id: str) -> Any:
+    """The best results for a need, each with why it ranks there; the owner also sees the
+    marks it gave, as on the need's page."""
+    check_args({"k", *FILTER_PARAMS["result"], *DATE_ARGS})
+    need = load_need(need_id)
+    user = viewer()
+    k = int_arg("k", K_DEFAULT, 1, K_MAX)
+    filters = filters_for("result")
+    db = get_db()
+    rows = match_rows(db, "result", service().match_row(need, "result", k=k, filters=filters))
+    items = [row.as_json() for row in rows]
+    if permissions.can_edit_need(user, need):
+        marks = {f.result_id: f for f in db.scalars(
+            select(MatchFeedback).where(MatchFeedback.need_id == need.id))}
+        for item in items:
+            if (mark := marks.get(item["id"])) is not None:
+                item["mark"] = {"relevant": mark.relevant, "reason": mark.reason}
+    return ok({"need_id": need.id, "k": k, "matches": items})
+
+
+@bp.post("/needs/<need_id>/feedback")
+def need_feedback(need_id: str) -> Any:
+    need = load_need(need_id)
+    if not permissions.can_edit_need(viewer(), need):
+        fail(403, "只有发布该需求的企业可以标记匹配结果")
+    body = json_body()
+    errors = {name: "未知字段" for name in body if name not in FEEDBACK_FIELDS}
+    for name in ("result_id", "relevant"):
+        if body.get(name) is None:
+            errors[name] = "缺少此项，必填"
+    result_id, reason = body.get("result_id"), body.get("reason")
+    # mark_match turns the id with int(): "²" or a 30-digit id would raise, not be refused.
+    if isinstance(result_id, str) and result_id.strip().isascii() and result_id.strip().isdigit():
+        result_id = int(result_id.strip())
+    if isinstance(result_id, bool) or not isinstance(result_id, int) or \
+            not 1 <= result_id <= ID_MAX:
+        if result_id is not None:
+            errors.setdefault("result_id", f"须为成果编号（1–{ID_MAX} 的整数）")
+        result_id = None
+    # …and stores a reason unchecked: a NUL or a lone surrogate would fail in the database.
+    if isinstance(reason, str) and (problem := encoding_problem(reason)):
+        errors.setdefault("reason", problem)
+        reason = None
+    db = get_db()
+    mark = None
+    try:
+        mark = mark_match(db, actor(), need, result_id, body.get("relevant"), reason)
+    except FieldErrors as bad:
+        merge(errors, bad.errors)
+    if errors or mark is None:
+        fail(400, "标记有误，未保存", errors)
+    commit()
+    return ok({"need_id": need.id, "result_id": mark.result_id, "relevant": mark.relevant,
+               "reason": mark.reason, "updated_at": when(mark.updated_at)})
+
+
+# --- results --------------------------------------------------------------------------------
+
+
+@bp.get("/results")
+def list_results() -> Any:
+    check_args({"industry", "result_type", "maturity", "status", "organisation_id", "mine",
+                "page", "per_page"})
+    user = viewer()
+    page, per_page = page_args()
+    conditions: list[ColumnElement[bool]] = []
+    if industries := choice_args("industry", "result"):
+        conditions.append(Result.industry.in_(industries))
+    if types := choice_args("result_type", "result"):
+        conditions.append(Result.result_type.in_(types))
+    if maturities := choice_args("maturity", "result"):
+        conditions.append(Result.maturity.in_(maturities))
+    if statuses := status_args(RESULT_STATUSES):
+        conditions.append(Result.status.in_(statuses))
+    organisation_id = int_arg("organisation_id", 0, 1, ID_MAX)
+    if organisation_id:
+        conditions.append(Result.organisation_id == organisation_id)
+    if bool_arg("mine"):
+        if not (permissions.can_post_result(user) or user.role == "admin"):
+            fail(403, "只有技术转移办公室账号有“我的成果”")
+        if user.role != "admin":
+            conditions.append(Result.organisation_id == user.organisation_id)
+    db = get_db()
+    total = db.scalar(select(func.count()).select_from(Result).where(*conditions)) or 0
+    rows = db.scalars(
+        select(Result).options(selectinload(Result.organisation)).where(*conditions)
+        .order_by(Result.updated_at.desc(), Result.id.desc())
+        .offset((page - 1) * per_page).limit(per_page))
+    return ok(page_json([result_json(r, user) for r in rows], total, page, per_page))
+
+
+@bp.get("/results/<result_id>")
+def get_result(result_id: str) -> Any:
+    check_args(())
+    return ok(result_json(load_result(result_id), viewer()))
+
+
+@bp.post("/results")
+def post_result() -> Any:
+    user = viewer()
+    if not permissions.can_post_result(user):
+        fail(403, "只有绑定高校或院所的技术转移办公室账号可以登记成果")
+    body = json_body()
+    db = get_db()
+    errors = type_problems("result", body)
+    result = None
+    try:
+        result = create_result(db, actor(), {k: v for k, v in body.items() if k not in errors})
+    except FieldErrors as bad:
+        merge(errors, bad.errors)
+    except PermissionError as denied:
+        fail(403, str(denied))
+    if errors or result is None:
+        fail(400, "字段有误，成果未登记", errors)
+    commit()
+    service().changed(db, "result", [result.id])
+    return ok(result_json(result, user), 201,
+              {"Location": url_for("api.get_result", result_id=str(result.id))})
+
+
+@bp.patch("/results/<result_id>")
+def patch_result(result_id: str) -> Any:
+    result = load_result(result_id)
+    user = viewer()
+    if not permissions.can_edit_result(user, result):
+        fail(403, "只能修改本单位的成果")
+    body = json_body()
+    db = get_db()
+    has_status = "status" in body
+    status = body.pop("status", None)
+    errors = type_problems("result", body)
+    try:
+        update_result(db, actor(), result, {k: v for k, v in body.items() if k not in errors},
+                      partial=True)
+    except FieldErrors as bad:
+        merge(errors, bad.errors)
+    if has_status:
+        try:
+            set_result_status(db, actor(), result, status)
+        except FieldErrors as bad:
+            merge(errors, bad.errors)
+    if errors:
+        fail(400, "字段有误，成果未修改", errors)
+    commit()
+    service().changed(db, "result", [result.id])
+    return ok(result_json(result, user))
+
+
+@bp.get("/results/<result_id>/matches")
+def result_matches(result_id: str) -> Any:
+    """The open needs a result answers best, each with why it ranks there."""
+    check_args({"k", *FILTER_PARAMS["need"], *DATE_ARGS})
+    result = load_result(result_id)
+    k = int_arg("k", K_DEFAULT, 1, K_MAX)
+    filters = filters_for("need")
+    rows = match_rows(get_db(), "need",
+                      service().match_row(result, "need", k=k, filters=filters))
+    return ok({"result_id": result.id, "k": k, "matches": [row.as_json() for row in rows]})
+
+
+@bp.get("/results/<result_id>/interest")
+def result_interest(result_id: str) -> Any:
+    """Which firms marked this result, and how: for its own office, officers and admins."""
+    check_args(())
+    result = load_result(result_id)
+    user = viewer()
+    if not permissions.can_see_interest(user, result):
+        fail(403, "只有成果所属单位、官员和管理员可以查看企业意向")
+    marks = get_db().scalars(
+        select(MatchFeedback)
+        .options(selectinload(MatchFeedback.need).selectinload(Need.organisation))
+        .where(MatchFeedback.result_id == result.id)
+        .order_by(MatchFeedback.relevant.desc(), MatchFeedback.updated_at.desc(),
+                  MatchFeedback.id.desc()))
+    items = []
+    for mark in marks:
+        need: dict[str, Any] = {"id": mark.need.id, "title": mark.need.title,
+                                "status": mark.need.status,
+                                "organisation": organisation_json(mark.need.organisation)}
+        if permissions.can_see_contact(user, mark.need):
+            need["contact"] = mark.need.contact
+        items.append({"need": need, "relevant": mark.relevant, "reason": mark.reason,
+                      "updated_at": when(mark.updated_at)})
+    return ok({"result_id": result.id, "items": items})
+
+
+# --- search ---------------------------------------------------------------------------------
+
+
+@bp.get("/search")
+def search() -> Any:
+    side = one_arg("side") or "result"
+    if side not in ("need", "result"):
+        fail(400, "查询参数有误", {"side": "须为 need 或 result"})
+    check_args({"q", "side", "k", *FILTER_PARAMS[side], *DATE_ARGS})
+    q = one_arg("q")
+    if q is None:
+        fail(400, "查询参数有误", {"q": "缺少检索词"})
+    if len(q) > QUERY_MAX:
+        fail(400, "查询参数有误", {"q": f"检索词不超过 {QUERY_MAX} 字"})
+    if problem := encoding_problem(q):
+        fail(400, "查询参数有误", {"q": problem})
+    k = int_arg("k", K_DEFAULT, 1, K_MAX)
+    filters = filters_for(side)
+    rows = match_rows(get_db(), side, service().search(q, side, k=k, filters=filters))
+    return ok({"q": q, "side": side, "k": k, "matches": [row.as_json() for row in rows]})
+
+
+# --- shortlists -----------------------------------------------------------------------------
+
+
+def _shortlists_query() -> Any:
+    return select(Shortlist).options(
+        selectinload(Shortlist.lots).selectinload(ShortlistLot.result)
+        .selectinload(Result.organisation))
+
+
+def _curator() -> None:
+    if not permissions.can_curate(viewer()):
+        fail(403, "只有科委/G60 官员和管理员可以查看拍卖清单")
+
+
+@bp.get("/shortlists")
+def list_shortlists() -> Any:
+    _curator()
+    check_args({"page", "per_page"})
+    page, per_page = page_args()
+    db = get_db()
+    total = db.scalar(select(func.count()).select_from(Shortlist)) or 0
+    rows = db.scalars(_shortlists_query()
+                      .order_by(Shortlist.updated_at.desc(), Shortlist.id.desc())
+                      .offset((page - 1) * per_page).limit(per_page))
+    return ok(page_json([shortlist_json(s) for s in rows], total, page, per_page))
+
+
+@bp.get("/shortlists/<shortlist_id>")
+def get_shortlist(shortlist_id: str) -> Any:
+    _curator()
+    check_args(())
+    wanted = path_id(shortlist_id, "shortlist_id")
+    shortlist = get_db().scalar(_shortlists_query().where(Shortlist.id == wanted))
+    if shortlist is None:
+        fail(404, "拍卖清单不存在")
+    return ok(shortlist_json(shortlist))

@@ -15,6 +15,7 @@ from flask_login import LoginManager, current_user, login_required, login_user, 
 
 from corpora.models import User
 from web.accounts import (
+    PASSWORD_MAX_LENGTH,
     ROLE_LABELS,
     AccountError,
     NewUser,
@@ -97,13 +98,13 @@ def login() -> Any:
     username = ""
     if request.method == "POST":
         username = request.form.get("username", "")[:50]
-        password = request.form.get("password", "")[:200]
+        password = request.form.get("password", "")[:PASSWORD_MAX_LENGTH]
         db = get_db()
         user = authenticate(db, username, password)
         if user is None:
             error = "用户名或密码错误"
-            record(db, None, "login_failed", "user", None, {"username": username,
-                                                            "address": request.remote_addr})
+            record(db, None, "login_failed", "user", None,
+                   {"username": username.replace("\x00", ""), "address": request.remote_addr})
             db.commit()
         else:
             user.last_login_at = datetime.now(UTC)

@@ -83,7 +83,7 @@ def new() -> Any:
         400 if errors else 200
 
 
-@bp.route("/<int:need_id>/edit", methods=["GET", "POST"])
+@bp.route("/<id:need_id>/edit", methods=["GET", "POST"])
 @login_required
 def edit(need_id: int) -> Any:
     need = _editable(need_id)
@@ -111,7 +111,7 @@ def edit(need_id: int) -> Any:
         400 if errors else 200
 
 
-@bp.route("/<int:need_id>/status", methods=["POST"])
+@bp.route("/<id:need_id>/status", methods=["POST"])
 @login_required
 def status(need_id: int) -> Any:
     need = _editable(need_id)
@@ -126,7 +126,7 @@ def status(need_id: int) -> Any:
     return redirect(url_for("needs.detail", need_id=need.id))
 
 
-@bp.route("/<int:need_id>")
+@bp.route("/<id:need_id>")
 @login_required
 def detail(need_id: int) -> Any:
     need = get_need(need_id)
@@ -151,7 +151,7 @@ def detail(need_id: int) -> Any:
     ), 400 if error else 200
 
 
-@bp.route("/<int:need_id>/feedback", methods=["POST"])
+@bp.route("/<id:need_id>/feedback", methods=["POST"])
 @login_required
 def feedback(need_id: int) -> Any:
     need = _editable(need_id)

@@ -7,6 +7,7 @@ a spreadsheet is accepted in a form and in the API, with the same messages.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from corpora.models import MatchFeedback, Need, Organisation, Result, User, join_list
-from corpora.schema import NEED_SCHEMA, RESULT_SCHEMA, SideSchema, validate_values
+from corpora.schema import NEED_SCHEMA, RESULT_SCHEMA, SideSchema, encoding_problem, validate_values
 from matcher.types import Side
 from web.audit import record
 
@@ -25,6 +26,8 @@ RESULT_FIELDS = ("title", "abstract", "result_type", "patent_number", "maturity"
                  "keywords", "inventors", "transfer_modes", "asking_price", "published_on")
 LIST_FIELDS = ("keywords", "inventors", "transfer_modes")
 REASON_MAX = 500
+# A database id: what fits a 32-bit INTEGER column on every backend, ASCII digits only.
+_ID = re.compile(r"[1-9][0-9]{0,8}")
 
 
 class FieldErrors(ValueError):
@@ -143,7 +146,7 @@ def mark_match(session: Session, user: User, need: Need, result_id: Any, relevan
     errors: dict[str, str] = {}
     result = None
     if isinstance(result_id, bool) or not isinstance(result_id, int | str) or \
-            not str(result_id).isdigit():
+            not _ID.fullmatch(str(result_id)):
         errors["result_id"] = "须为成果编号（整数）"
     else:
         result = session.get(Result, int(result_id))
@@ -158,6 +161,8 @@ def mark_match(session: Session, user: User, need: Need, result_id: Any, relevan
         errors["reason"] = "须为文本"
     elif reason and len(reason) > REASON_MAX:
         errors["reason"] = f"理由不超过 {REASON_MAX} 字"
+    elif reason and encoding_problem(reason):
+        errors["reason"] = str(encoding_problem(reason))
     if errors:
         raise FieldErrors(errors)
     assert result is not None

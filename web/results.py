@@ -102,7 +102,7 @@ def new() -> Any:
         400 if errors else 200
 
 
-@bp.route("/<int:result_id>/edit", methods=["GET", "POST"])
+@bp.route("/<id:result_id>/edit", methods=["GET", "POST"])
 @login_required
 def edit(result_id: int) -> Any:
     result = _editable(result_id)
@@ -126,7 +126,7 @@ def edit(result_id: int) -> Any:
         400 if errors else 200
 
 
-@bp.route("/<int:result_id>/status", methods=["POST"])
+@bp.route("/<id:result_id>/status", methods=["POST"])
 @login_required
 def status(result_id: int) -> Any:
     result = _editable(result_id)
@@ -141,7 +141,7 @@ def status(result_id: int) -> Any:
     return redirect(url_for("results.detail", result_id=result.id))
 
 
-@bp.route("/<int:result_id>")
+@bp.route("/<id:result_id>")
 @login_required
 def detail(result_id: int) -> Any:
     result = get_result(result_id)

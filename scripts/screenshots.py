@@ -1,0 +1,60 @@
+"""Screenshots of each role's main page on the running demo site, for the README.
+
+Usage: start the site (./run.sh), then `python scripts/screenshots.py [--url URL] [--out DIR]`.
+Uses Debian's Chromium through Playwright, like the browser tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from playwright.sync_api import Page, sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from web.commands import DEMO_PASSWORD  # noqa: E402
+
+
+def login(page: Page, url: str, username: str) -> None:
+    page.goto(f"{url}/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", DEMO_PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_selector("header .who")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--url", default="http://127.0.0.1:5000")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        for username, pages in (
+            ("firm", [("firm-home", "/"), ("firm-need-matches", "/needs/{need}")]),
+            ("office", [("office-home", "/"), ("office-upload", "/results/upload")]),
+            ("officer", [("officer-home", "/"), ("officer-coverage", "/results/coverage"),
+                         ("officer-shortlists", "/shortlists/")]),
+        ):
+            context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
+            page = context.new_page()
+            login(page, args.url, username)
+            for name, path in pages:
+                if "{need}" in path:  # the firm's first need, as listed on its home page
+                    link = page.locator("main table a[href^='/needs/']").first.get_attribute("href")
+                    path = path.format(need=(link or "").rsplit("/", 1)[-1])
+                page.goto(args.url + path)
+                page.screenshot(path=str(args.out / f"{name}.png"), full_page=False)
+                print(args.out / f"{name}.png")
+            context.close()
+        browser.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
