@@ -34,6 +34,10 @@ def default_url() -> str:
 
 
 def _enable_sqlite_pragmas(dbapi_connection: Any, _connection_record: Any) -> None:
+    # pysqlite's own transaction handling emits no BEGIN before a SAVEPOINT, so a RELEASE
+    # would commit for good and a later rollback would not undo it. SQLAlchemy's documented
+    # fix: let the driver do nothing and emit BEGIN ourselves (see `_begin`).
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     # SQLite ignores foreign keys unless asked, per connection.
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -41,6 +45,10 @@ def _enable_sqlite_pragmas(dbapi_connection: Any, _connection_record: Any) -> No
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def _begin(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN")
 
 
 def create_engine_for(url: str | URL | None = None, **kwargs: object) -> Engine:
@@ -52,6 +60,7 @@ def create_engine_for(url: str | URL | None = None, **kwargs: object) -> Engine:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, **kwargs)
         event.listen(engine, "connect", _enable_sqlite_pragmas)
+        event.listen(engine, "begin", _begin)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(parsed, **kwargs)

@@ -224,7 +224,7 @@ def _map_columns(
     if not mapping:
         raise ImportFileError(
             "第一行不是可识别的表头：没有一个列名是已知字段（如 标题/title）。"
-            "列名见 docs/import-format.md。"
+            "可用的列名见导入格式说明（上传页的“列说明”，或 docs/import-format.md）。"
         )
     missing = [spec for spec in schema.required if spec.name not in seen]
     if missing:
@@ -286,6 +286,18 @@ def _tabular_rows(
     return SourceTable(format_name, rows, columns=names, unknown_columns=unknown)
 
 
+def _csv_problem(error: csv.Error) -> str:
+    """The csv module's English message, said in Chinese where we know it."""
+    text = str(error)
+    if "field larger than field limit" in text:
+        return f"某个单元格超过 {csv.field_size_limit():,} 个字符（可能缺少一个结束引号）"
+    if "new-line character seen in unquoted field" in text:
+        return "未加引号的单元格中有换行符（请用引号括起含换行的单元格）"
+    if "NUL" in text or "line contains NUL" in text:
+        return "文件中含有 NUL 字符（可能不是文本文件）"
+    return f"无法解析（{text}）"
+
+
 def read_csv(schema: SideSchema, data: bytes, name: str) -> SourceTable:
     text = _decode(data, name)
 
@@ -299,7 +311,7 @@ def read_csv(schema: SideSchema, data: bytes, name: str) -> SourceTable:
                 return
             except csv.Error as error:
                 raise ImportFileError(
-                    f"第 {end_of_previous + 1} 行附近 CSV 格式错误：{error}"
+                    f"第 {end_of_previous + 1} 行附近 CSV 格式错误：{_csv_problem(error)}"
                 ) from error
             # A quoted cell may span lines: a row is numbered by the line it starts on.
             yield end_of_previous + 1, cells
@@ -375,7 +387,10 @@ def read_xlsx(schema: SideSchema, path: Path) -> SourceTable:
             warnings.filterwarnings("ignore", message="Workbook contains no default style")
             workbook = load_workbook(path, read_only=True, data_only=True)
     except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError) as error:
-        raise ImportFileError(f"《{path.name}》不是有效的 XLSX 文件：{error}") from error
+        raise ImportFileError(
+            f"《{path.name}》不是有效的 XLSX 文件（文件已损坏，或并非 Excel 2007 及以后的 .xlsx "
+            "格式；旧版 .xls 请在 Excel 中另存为 .xlsx）。"
+        ) from error
     try:
         if not workbook.worksheets:
             raise ImportFileError(f"《{path.name}》没有工作表。")

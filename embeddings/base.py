@@ -48,3 +48,17 @@ def l2_normalise(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return np.ascontiguousarray(vectors / norms, dtype=np.float32)
+
+
+def encode_document_windows(encoder: Encoder, texts: Sequence[str], *, progress: bool = False
+                            ) -> list[np.ndarray]:
+    """Per text, the vectors of its windows (one row each, L2-normalised, in text order).
+
+    Encoders that split long texts (the sentence-transformers one) expose
+    `encode_document_windows`; for any other encoder each text is one window.
+    """
+    method = getattr(encoder, "encode_document_windows", None)
+    if method is not None:
+        return method(texts, progress=progress)
+    vectors = encoder.encode_documents(texts, progress=progress)
+    return [row[None, :] for row in vectors]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embeddings.base import Encoder, check_texts
+from embeddings.base import Encoder, check_texts, encode_document_windows
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS embedding (
@@ -46,26 +46,30 @@ class EmbeddingCache:
             self._conn.execute(_SCHEMA)
             self._conn.commit()
 
-    def get_many(self, model: str, role: str, keys: Sequence[bytes], dimension: int
-                 ) -> dict[bytes, np.ndarray]:
+    def get_many(self, model: str, role: str, keys: Sequence[bytes], dimension: int, *,
+                 rows: bool = False) -> dict[bytes, np.ndarray]:
+        """Stored vectors by key; with `rows`, each value is a (n, dimension) matrix."""
         found: dict[bytes, np.ndarray] = {}
         unique = list(dict.fromkeys(keys))
         with self._lock:
             for start in range(0, len(unique), _LOOKUP_SLICE):
                 chunk = unique[start:start + _LOOKUP_SLICE]
                 marks = ",".join("?" * len(chunk))
-                rows = self._conn.execute(
+                found_rows = self._conn.execute(
                     f"SELECT text_sha256, vector FROM embedding WHERE model=? AND role=? "
                     f"AND text_sha256 IN ({marks})",
                     (model, role, *chunk),
                 ).fetchall()
-                for key, blob in rows:
+                for key, blob in found_rows:
                     vector = np.frombuffer(blob, dtype=np.float32)
-                    if vector.shape[0] == dimension:
+                    if rows and vector.size and vector.size % dimension == 0:
+                        found[bytes(key)] = vector.reshape(-1, dimension)
+                    elif not rows and vector.shape[0] == dimension:
                         found[bytes(key)] = vector
         return found
 
-    def put_many(self, model: str, role: str, keys: Sequence[bytes], vectors: np.ndarray) -> None:
+    def put_many(self, model: str, role: str, keys: Sequence[bytes],
+                 vectors: np.ndarray | Sequence[np.ndarray]) -> None:
         rows = [
             (model, role, key, np.ascontiguousarray(vec, dtype=np.float32).tobytes())
             for key, vec in zip(keys, vectors, strict=True)
@@ -121,3 +125,20 @@ class CachedEncoder:
 
     def encode_documents(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         return self._encode("document", texts, progress)
+
+    def encode_document_windows(self, texts: Sequence[str], *, progress: bool = False
+                                ) -> list[np.ndarray]:
+        texts = check_texts(texts)
+        keys = [text_key(t) for t in texts]
+        found = self.cache.get_many(self.name, "document-windows", keys, self.dimension,
+                                    rows=True)
+        missing: dict[bytes, str] = {}
+        for key, text in zip(keys, texts, strict=True):
+            if key not in found and key not in missing:
+                missing[key] = text
+        if missing:
+            fresh = encode_document_windows(self.inner, list(missing.values()),
+                                            progress=progress)
+            self.cache.put_many(self.name, "document-windows", list(missing), fresh)
+            found.update(zip(missing, fresh, strict=True))
+        return [np.array(found[key], dtype=np.float32) for key in keys]

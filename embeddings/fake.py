@@ -16,9 +16,12 @@ from embeddings.base import check_texts, l2_normalise
 
 
 class FakeEncoder:
-    def __init__(self, dimension: int = 64) -> None:
+    def __init__(self, dimension: int = 64, window_chars: int | None = None) -> None:
         self.dimension = dimension
-        self.name = f"fake-ngram-{dimension}"
+        # window_chars: split documents into windows of this many characters, as the real
+        # encoder splits long texts into token windows (tests of multi-window documents).
+        self.window_chars = window_chars
+        self.name = f"fake-ngram-{dimension}" + (f"-w{window_chars}" if window_chars else "")
 
     def _bucket(self, gram: str) -> tuple[int, float]:
         digest = hashlib.blake2b(gram.encode("utf-8"), digest_size=8).digest()
@@ -42,3 +45,15 @@ class FakeEncoder:
 
     def encode_documents(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         return self._encode(texts)
+
+    def encode_document_windows(self, texts: Sequence[str], *, progress: bool = False
+                                ) -> list[np.ndarray]:
+        texts = check_texts(texts)
+        if not self.window_chars:
+            return [row[None, :] for row in self._encode(texts)]
+        size = self.window_chars
+        out = []
+        for text in texts:
+            pieces = [text[start:start + size] for start in range(0, len(text), size)]
+            out.append(self._encode([p for p in pieces if p.strip()] or [text]))
+        return out

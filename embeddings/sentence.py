@@ -6,8 +6,10 @@ Three things sit on top of plain `SentenceTransformer.encode`:
   callers never hand-write prefixes; a folder without prompts gets none;
 * texts longer than the window are cut into overlapping token windows along the
   tokenizer's character offsets (each chunk is real text), every chunk is encoded with the
-  prompt, and the chunk vectors are averaged weighted by their token counts and
-  renormalised: the tail of a long text counts, nothing is silently truncated;
+  prompt; `encode_documents` averages the chunk vectors weighted by their token counts and
+  renormalises, `encode_document_windows` keeps one vector per window (what the index
+  stores: a document scores by its best window). The tail of a long text counts either way,
+  nothing is silently truncated;
 * work is batched by token length, so a batch pads to its own longest member only.
 """
 
@@ -203,9 +205,8 @@ class SentenceTransformerEncoder:
                 break
         return pieces
 
-    def _encode(self, texts: list[str], prompt: str, *, progress: bool) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
+    def _encode_chunks(self, texts: list[str], prompt: str, *, progress: bool
+                       ) -> tuple[list[_Chunk], np.ndarray]:
         chunks = self._chunk(texts, prompt)
         order = sorted(range(len(chunks)), key=lambda position: chunks[position].tokens)
         chunk_vectors = np.empty((len(chunks), self.dimension), dtype=np.float32)
@@ -222,6 +223,12 @@ class SentenceTransformerEncoder:
                 normalize_embeddings=False,
             )
             chunk_vectors[batch] = vectors
+        return chunks, chunk_vectors
+
+    def _encode(self, texts: list[str], prompt: str, *, progress: bool) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        chunks, chunk_vectors = self._encode_chunks(texts, prompt, progress=progress)
         if len(chunks) == len(texts):
             # Nothing was split; chunks are in text order.
             return l2_normalise(chunk_vectors)
@@ -229,3 +236,19 @@ class SentenceTransformerEncoder:
         for chunk, vector in zip(chunks, chunk_vectors, strict=True):
             pooled[chunk.text_index] += chunk.tokens * vector.astype(np.float64)
         return l2_normalise(pooled)
+
+    def encode_document_windows(self, texts: Sequence[str], *, progress: bool = False
+                                ) -> list[np.ndarray]:
+        """Per text, one normalised vector per window, in reading order (a text that fits
+        the window has one). The index scores a document by its best window: a mean of many
+        windows drifts towards the centre of the whole corpus and then matches every query."""
+        texts = check_texts(texts)
+        if not texts:
+            return []
+        chunks, chunk_vectors = self._encode_chunks(texts, self.document_prompt,
+                                                    progress=progress)
+        rows: list[list[int]] = [[] for _ in texts]
+        for position, chunk in enumerate(chunks):
+            rows[chunk.text_index].append(position)
+        normalised = l2_normalise(chunk_vectors)
+        return [normalised[positions] for positions in rows]

@@ -25,6 +25,9 @@ from matcher.vector_common import IndexFileError, write_atomically
 from matcher.vector_index import open_index
 
 HASHES_FILE = "hashes.json"
+# How vectors are laid out on disk; an index saved under another layout is rebuilt.
+# 2: first window in `vectors/`, further windows of long texts in `windows/`.
+LAYOUT = 2
 
 
 @dataclass(frozen=True)
@@ -77,18 +80,20 @@ class IndexStore:
         for side in SIDES:
             folder = _side_dir(self.home, side)
             try:
-                vectors = open_index(folder / "vectors")
-                lexical = LexicalIndex.load(folder / "lexical")
                 hashes = json.loads((folder / HASHES_FILE).read_text(encoding="utf-8"))
+                if hashes.get("model") != self.encoder.name or hashes.get("layout") != LAYOUT:
+                    continue  # another model or layout: rebuilt on the next sync
+                vectors = open_index(folder / "vectors")
+                windows = open_index(folder / "windows")
+                lexical = LexicalIndex.load(folder / "lexical")
             except (FileNotFoundError, IndexFileError, ValueError, json.JSONDecodeError):
                 continue
-            if (vectors.meta.get("model") != self.encoder.name
-                    or vectors.dimension != self.encoder.dimension):
-                continue  # built by another model: rebuilt on the next sync
-            if hashes.get("model") != self.encoder.name:
+            if any(index.meta.get("model") != self.encoder.name
+                   or index.dimension != self.encoder.dimension for index in (vectors, windows)):
                 continue
             coll = self.matcher.collections[side]
-            coll.vectors, coll.lexical = vectors, lexical
+            coll.vectors, coll.windows, coll.lexical = vectors, windows, lexical
+            coll.reload_window_counts()
             self._indexed_hashes[side] = {int(k): v for k, v in hashes["items"].items()}
 
     def sync(self, session: Session, *, progress: bool = False) -> list[SyncReport]:
@@ -100,11 +105,15 @@ class IndexStore:
         indexed = self._indexed_hashes[side]
         stored_ids = set(coll.vectors.ids().tolist())
         # Anything the files disagree on (a crash between writes) is simply re-indexed.
-        consistent = stored_ids == set(indexed) == set(coll.lexical.ids().tolist())
-        rebuilt = not consistent and bool(stored_ids or indexed)
+        consistent = (stored_ids == set(indexed) == set(coll.lexical.ids().tolist())
+                      and set(coll.extra_windows) <= stored_ids)
+        rebuilt = not consistent and bool(stored_ids or indexed or coll.extra_windows)
         if rebuilt:
-            coll.vectors.build(np.zeros(0, dtype=np.int64),
-                               np.zeros((0, self.encoder.dimension), dtype=np.float32))
+            empty_ids = np.zeros(0, dtype=np.int64)
+            empty = np.zeros((0, self.encoder.dimension), dtype=np.float32)
+            coll.vectors.build(empty_ids, empty)
+            coll.windows.build(empty_ids, empty)
+            coll.extra_windows = {}
             coll.lexical = LexicalIndex()
             indexed = {}
         fresh, added, gone = _difference(wanted, indexed)
@@ -135,10 +144,12 @@ class IndexStore:
         folder.mkdir(parents=True, exist_ok=True)
         coll: Collection = self.matcher.collections[side]
         coll.vectors.save(folder / "vectors", model=self.encoder.name)
+        coll.windows.save(folder / "windows", model=self.encoder.name)
         coll.lexical.save(folder / "lexical")
+        # Written last: the hashes name what the files above hold.
         _write_json_atomically(
             folder / HASHES_FILE,
-            {"model": self.encoder.name,
+            {"model": self.encoder.name, "layout": LAYOUT,
              "items": {str(k): v for k, v in self._indexed_hashes[side].items()}},
         )
 

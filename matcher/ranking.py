@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embeddings.base import Encoder
+from embeddings.base import Encoder, encode_document_windows
 from matcher.evaluation import EvalDoc, EvalQuery, Run, load_corpus, load_queries
 from matcher.retriever import Matcher, Mode
 from matcher.types import Item
@@ -39,13 +39,13 @@ class EvalRanker:
                  if d.title or d.text]
         started = time.perf_counter()
         # Lexical-only runs skip the model: the matcher then keeps BM25 postings only.
-        vectors = (
-            encoder.encode_documents([i.full_text for i in items], progress=progress)
+        windows = (
+            encode_document_windows(encoder, [i.full_text for i in items], progress=progress)
             if encoder is not None and dense else None
         )
         self.timings.encode_documents_s = time.perf_counter() - started
         started = time.perf_counter()
-        self.matcher.index_items(items, vectors=vectors)
+        self.matcher.index_items(items, windows=windows)
         self.timings.index_s = time.perf_counter() - started
 
     def rank(self, queries: Sequence[EvalQuery], *, k: int, mode: Mode,

@@ -1,6 +1,10 @@
 """Hybrid retrieval over both sides of the platform: dense (FAISS) + lexical (BM25), fused.
 
-One `Collection` per side holds the items, their vectors and their BM25 postings. The
+One `Collection` per side holds the items, their vectors and their BM25 postings. A document
+longer than the model's window is stored as one vector per window: its first window in
+`vectors` (keyed by the item id) and the rest in `windows` (keyed by `window_id`), and it
+scores by its best window. (A mean of many windows sits near the centre of the corpus and
+would match every query.) The
 `Matcher` answers every direction users need: free text → either side, need → results,
 result → needs, and similar items on the same side (which also surfaces duplicates).
 """
@@ -13,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from embeddings.base import Encoder
+from embeddings.base import Encoder, encode_document_windows
 from matcher.explain import agreed_facets, shared_terms
 from matcher.filters import Filters
 from matcher.fusion import Fusion, default_fusion
@@ -28,16 +32,93 @@ MODES: tuple[Mode, ...] = ("hybrid", "dense", "lexical")
 # scores are then computed exactly for the union, so fusion never guesses a missing score.
 MIN_CANDIDATES = 100
 
+# Window w (1, 2, ...) of item i is stored under id i * WINDOW_SLOTS + w. Database ids stay
+# below 2**31, so these ids fit int64 with room to spare.
+WINDOW_SLOTS = 1 << 12
+
+
+def window_id(item_id: int, window: int) -> int:
+    return item_id * WINDOW_SLOTS + window
+
+
+def window_owner(ids: np.ndarray) -> np.ndarray:
+    return ids // WINDOW_SLOTS
+
+
+def _fold_windows(windows: np.ndarray) -> np.ndarray:
+    """At most WINDOW_SLOTS windows: any beyond are averaged into the last slot."""
+    if len(windows) <= WINDOW_SLOTS:
+        return windows
+    tail = windows[WINDOW_SLOTS - 1:].mean(axis=0)
+    tail /= max(float(np.linalg.norm(tail)), 1e-12)
+    return np.vstack([windows[:WINDOW_SLOTS - 1], tail[None, :]]).astype(np.float32)
+
 
 @dataclass
 class Collection:
     side: Side
     vectors: VectorIndex
+    windows: VectorIndex
     lexical: LexicalIndex = field(default_factory=LexicalIndex)
     items: dict[int, Item] = field(default_factory=dict)
+    # item id -> how many windows it has beyond the first (only items with any)
+    extra_windows: dict[int, int] = field(default_factory=dict)
 
     def count(self) -> int:
         return len(self.items)
+
+    def reload_window_counts(self) -> None:
+        """Rebuild `extra_windows` from the windows index (after loading it from disk)."""
+        owners = window_owner(self.windows.ids())
+        unique, counts = np.unique(owners, return_counts=True)
+        self.extra_windows = {int(i): int(c) for i, c in zip(unique, counts, strict=True)}
+
+    def _window_ids(self, item_ids: Iterable[int]) -> np.ndarray:
+        return np.array([window_id(i, w) for i in item_ids
+                         for w in range(1, self.extra_windows.get(i, 0) + 1)], dtype=np.int64)
+
+    def drop_windows(self, item_ids: Iterable[int]) -> None:
+        item_ids = [i for i in item_ids if i in self.extra_windows]
+        if item_ids:
+            self.windows.remove(self._window_ids(item_ids))
+            for i in item_ids:
+                del self.extra_windows[i]
+
+    def dense_scores(self, ids: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """Each item's best window's cosine with the query."""
+        scores = self.vectors.vectors(ids) @ query
+        long_items = [n for n, i in enumerate(ids.tolist()) if i in self.extra_windows]
+        if long_items:
+            extra = self._window_ids(int(ids[n]) for n in long_items)
+            extra_scores = self.windows.vectors(extra) @ query
+            owners = window_owner(extra)
+            best: dict[int, float] = {}
+            for owner, score in zip(owners.tolist(), extra_scores.tolist(), strict=True):
+                best[owner] = max(best.get(owner, -np.inf), score)
+            for n in long_items:
+                scores[n] = max(float(scores[n]), best[int(ids[n])])
+        return scores
+
+    def dense_search(self, query_vectors: np.ndarray, depth: int,
+                     allowed: np.ndarray | None) -> list[list[tuple[int, float]]]:
+        """Per query, the `depth` items whose best window is closest, best first."""
+        hits = self.vectors.search(query_vectors, depth, allowed_ids=allowed)
+        if not self.extra_windows:
+            return [list(h) for h in hits]
+        allowed_windows = None
+        if allowed is not None:
+            allowed_windows = self._window_ids(i for i in allowed.tolist()
+                                               if i in self.extra_windows)
+        window_hits = self.windows.search(query_vectors, depth, allowed_ids=allowed_windows)
+        merged = []
+        for main, extra in zip(hits, window_hits, strict=True):
+            best = dict(main)
+            for wid, score in extra:
+                owner = int(wid) // WINDOW_SLOTS
+                if score > best.get(owner, -np.inf):
+                    best[owner] = score
+            merged.append(sorted(best.items(), key=lambda pair: (-pair[1], pair[0]))[:depth])
+        return merged
 
     def allowed_ids(self, filters: Filters | None) -> np.ndarray | None:
         if not filters:
@@ -60,14 +141,23 @@ class Matcher:
         self.fusion = fusion or default_fusion()
         dimension = encoder.dimension if encoder is not None else 1
         self.collections: dict[Side, Collection] = {
-            side: Collection(side, index_factory(dimension)) for side in SIDES
+            side: Collection(side, index_factory(dimension), index_factory(dimension))
+            for side in SIDES
         }
 
     # -- maintaining the indexes ----------------------------------------------------------
     def index_items(
-        self, items: Sequence[Item], *, vectors: np.ndarray | None = None, progress: bool = False
+        self,
+        items: Sequence[Item],
+        *,
+        vectors: np.ndarray | None = None,
+        windows: Sequence[np.ndarray] | None = None,
+        progress: bool = False,
     ) -> None:
-        """Insert or replace items (one side or both); only these items are encoded."""
+        """Insert or replace items (one side or both); only these items are encoded.
+
+        `windows` (per item, its window vectors) or `vectors` (one per item) skip encoding.
+        """
         if not items:
             return
         # The same id twice in one batch: the last version wins, as it would across calls.
@@ -77,19 +167,40 @@ class Matcher:
             items = [items[n] for n in keep]
             if vectors is not None:
                 vectors = vectors[keep]
+            if windows is not None:
+                windows = [windows[n] for n in keep]
+        if windows is None and vectors is not None:
+            windows = [row[None, :] for row in vectors]
         # A lexical-only matcher (no encoder, no vectors given) keeps BM25 postings only.
-        if vectors is None and self.encoder is not None:
-            vectors = self.encoder.encode_documents([i.full_text for i in items], progress=progress)
+        if windows is None and self.encoder is not None:
+            windows = encode_document_windows(self.encoder, [i.full_text for i in items],
+                                              progress=progress)
         for side in SIDES:
             rows = [n for n, item in enumerate(items) if item.side == side]
             if not rows:
                 continue
             coll = self.collections[side]
-            if vectors is not None:
-                ids = np.array([items[n].id for n in rows], dtype=np.int64)
-                coll.vectors.add(ids, vectors[rows])
+            if windows is not None:
+                self._store_windows(coll, [items[n].id for n in rows], [windows[n] for n in rows])
             coll.lexical.add((items[n].id, items[n].full_text) for n in rows)
             coll.items.update((items[n].id, items[n]) for n in rows)
+
+    @staticmethod
+    def _store_windows(coll: Collection, ids: list[int], windows: list[np.ndarray]) -> None:
+        coll.drop_windows(ids)  # an edit may leave an item fewer windows than before
+        firsts = np.vstack([w[:1] for w in windows]).astype(np.float32)
+        coll.vectors.add(np.array(ids, dtype=np.int64), firsts)
+        extra_ids: list[int] = []
+        extra_vectors: list[np.ndarray] = []
+        for item_id, item_windows in zip(ids, windows, strict=True):
+            item_windows = _fold_windows(item_windows)
+            if len(item_windows) > 1:
+                coll.extra_windows[item_id] = len(item_windows) - 1
+                extra_ids.extend(window_id(item_id, w) for w in range(1, len(item_windows)))
+                extra_vectors.append(item_windows[1:])
+        if extra_ids:
+            coll.windows.add(np.array(extra_ids, dtype=np.int64),
+                             np.vstack(extra_vectors).astype(np.float32))
 
     def remove_items(self, side: Side, ids: Iterable[int]) -> int:
         coll = self.collections[side]
@@ -97,6 +208,7 @@ class Matcher:
         if not len(ids):
             return 0
         coll.vectors.remove(ids)
+        coll.drop_windows(ids.tolist())
         coll.lexical.remove(ids.tolist())
         for i in ids.tolist():
             del coll.items[i]
@@ -129,7 +241,10 @@ class Matcher:
         query_facets: Sequence[dict[str, str]] | None = None,
         exclude: Sequence[int | None] | None = None,
         progress: bool = False,
+        query_vectors: np.ndarray | None = None,
     ) -> list[list[Match]]:
+        """`query_vectors`, when given, are the texts' encodings (callers that encode outside
+        a lock); otherwise the texts are encoded here."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         if k < 1:
@@ -138,13 +253,13 @@ class Matcher:
             raise ValueError(f"mode {mode!r} needs an encoder; this matcher is lexical-only")
         coll = self.collections[side]
         allowed = coll.allowed_ids(filters)
-        query_vectors = (
-            self.encoder.encode_queries(list(texts), progress=progress)
-            if mode != "lexical" else None
-        )
+        if mode == "lexical":
+            query_vectors = None
+        elif query_vectors is None:
+            query_vectors = self.encoder.encode_queries(list(texts), progress=progress)
         depth = max(MIN_CANDIDATES, 2 * k)
         dense_hits = (
-            coll.vectors.search(query_vectors, depth + 1, allowed_ids=allowed)
+            coll.dense_search(query_vectors, depth + 1, allowed)
             if query_vectors is not None and coll.count() else [[] for _ in texts]
         )
         results = []
@@ -168,6 +283,7 @@ class Matcher:
         mode: Mode = "hybrid",
         filters: Filters | None = None,
         explain: bool = True,
+        query_vector: np.ndarray | None = None,
     ) -> list[Match]:
         """A need's best results, a result's best needs, or (target == item.side) its
         nearest neighbours on the same side, the item itself left out."""
@@ -175,6 +291,7 @@ class Matcher:
         return self.search_many(
             [item.full_text], side=target, k=k, mode=mode, filters=filters, explain=explain,
             query_facets=[item.facets], exclude=exclude,
+            query_vectors=None if query_vector is None else query_vector[None, :],
         )[0]
 
     # -- internals ------------------------------------------------------------------------
@@ -201,7 +318,7 @@ class Matcher:
         )
         if not len(candidate_ids):
             return []
-        dense = coll.vectors.vectors(candidate_ids) @ query_vector
+        dense = coll.dense_scores(candidate_ids, query_vector)
         lexical = lexical_scores.of(candidate_ids)
         fused = self.fusion.fuse(text, dense.astype(np.float32), lexical)
         order = np.argsort(-fused, kind="stable")

@@ -59,3 +59,22 @@ def test_many_texts_cross_lookup_slices(tmp_path):
     a = enc.encode_documents(texts)
     b = enc.encode_documents(texts)
     np.testing.assert_array_equal(a, b)
+
+
+def test_document_windows_are_cached_too(tmp_path):
+    inner = FakeEncoder(16, window_chars=4)
+    calls = []
+    original = inner.encode_document_windows
+
+    def counting(texts, *, progress=False):
+        calls.append(list(texts))
+        return original(texts)
+
+    inner.encode_document_windows = counting
+    enc = CachedEncoder(inner, EmbeddingCache(tmp_path / "c.sqlite"))
+    first = enc.encode_document_windows(["锂电池正极材料包覆", "光伏"])
+    assert [w.shape[0] for w in first] == [3, 1]
+    again = CachedEncoder(inner, EmbeddingCache(tmp_path / "c.sqlite"))
+    second = again.encode_document_windows(["光伏", "锂电池正极材料包覆"])
+    assert calls == [["锂电池正极材料包覆", "光伏"]]
+    np.testing.assert_array_equal(second[1], first[0])

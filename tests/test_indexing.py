@@ -56,9 +56,10 @@ class CountingEncoder(FakeEncoder):
         super().__init__(48)
         self.documents_seen = 0
 
-    def encode_documents(self, texts, *, progress=False):
+    def encode_document_windows(self, texts, *, progress=False):
+        # What indexing calls: one vector per window of each document.
         self.documents_seen += len(texts)
-        return super().encode_documents(texts)
+        return super().encode_document_windows(texts)
 
 
 @pytest.fixture()
@@ -156,3 +157,37 @@ def test_cached_encoder_makes_rebuild_free(sessions, tmp_path):
     assert inner.documents_seen == 0
     assert store.matcher.collections["result"].vectors.count() == 3
     np.testing.assert_equal(sorted(store.matcher.collections["result"].items), [1, 2, 3])
+
+
+class WindowedCountingEncoder(CountingEncoder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.window_chars = 8  # every demo text here spans several windows
+        self.name += "-w8"
+
+
+def test_window_vectors_survive_a_restart(sessions, tmp_path):
+    store, _ = open_store(tmp_path, WindowedCountingEncoder(), sessions)
+    coll = store.matcher.collections["result"]
+    assert coll.extra_windows and coll.windows.count() == sum(coll.extra_windows.values())
+    before = store.matcher.search("正极包覆", side="result", k=3, mode="dense")
+
+    again = WindowedCountingEncoder()
+    store2, reports = open_store(tmp_path, again, sessions)
+    assert not any(r.changed for r in reports) and again.documents_seen == 0
+    assert store2.matcher.collections["result"].extra_windows == coll.extra_windows
+    after = store2.matcher.search("正极包覆", side="result", k=3, mode="dense")
+    assert [(m.id, round(m.score, 5)) for m in after] == [(m.id, round(m.score, 5))
+                                                          for m in before]
+
+
+def test_an_index_saved_in_an_older_layout_is_rebuilt(sessions, tmp_path):
+    open_store(tmp_path, CountingEncoder(), sessions)
+    hashes_path = tmp_path / "indexes" / "result" / "hashes.json"
+    hashes = json.loads(hashes_path.read_text(encoding="utf-8"))
+    del hashes["layout"]
+    hashes_path.write_text(json.dumps(hashes), encoding="utf-8")
+    again = CountingEncoder()
+    _, reports = open_store(tmp_path, again, sessions)
+    assert {r.side: r.added for r in reports} == {"need": 0, "result": 3}
+    assert again.documents_seen == 3

@@ -40,3 +40,19 @@ def test_platform_migration_goes_down_and_up(db_url: str) -> None:
             inspect(engine).get_table_names())
     finally:
         engine.dispose()
+
+
+def test_a_released_savepoint_still_rolls_back_with_its_transaction(engine) -> None:  # noqa: ANN001
+    """On SQLite this needs BEGIN to be emitted by us (corpora.db): pysqlite's own handling
+    would make the RELEASE a commit."""
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+
+    from corpora.models import Organisation
+
+    with Session(engine) as session:
+        with session.begin_nested():
+            session.add(Organisation(name="保存点单位", kind="firm"))
+        session.rollback()
+    with Session(engine) as session:
+        assert session.scalar(select(func.count()).select_from(Organisation)) == 0

@@ -138,3 +138,62 @@ def test_bad_arguments(matcher):
         matcher.search("x", side="result", mode="magic")
     with pytest.raises(ValueError, match="k must be positive"):
         matcher.search("x", side="result", k=0)
+
+
+# --- long documents: one vector per window, scored by the best window ---------------------
+
+LONG_TEXT = "。".join(["风电叶片复合材料的疲劳寿命评估"] * 6
+                     + ["高镍三元正极材料氧化铝包覆提高循环稳定性"])
+
+
+def _windowed_matcher() -> tuple[Matcher, FakeEncoder]:
+    encoder = FakeEncoder(64, window_chars=40)
+    matcher = Matcher(encoder)
+    long_item = Item(10, "result", "风电叶片", LONG_TEXT, {"industry": "新材料"})
+    matcher.index_items([*RESULTS, long_item])
+    return matcher, encoder
+
+
+def test_a_long_document_scores_by_its_best_window() -> None:
+    matcher, encoder = _windowed_matcher()
+    coll = matcher.collections["result"]
+    long_item = Item(10, "result", "风电叶片", LONG_TEXT)
+    windows = encoder.encode_document_windows([long_item.full_text])[0]
+    assert coll.extra_windows[10] == len(windows) - 1 > 1
+    query = "正极材料氧化铝包覆循环稳定性"
+    q = encoder.encode_queries([query])[0]
+    [best] = matcher.search(query, side="result", k=20, mode="dense", explain=False)[:1]
+    scores = {m.id: m.score for m in matcher.search(query, side="result", k=20, mode="dense")}
+    assert scores[10] == pytest.approx(float((windows @ q).max()), abs=1e-5)
+    assert scores[10] > float(windows[0] @ q) + 0.1  # the tail window, not the head, decides
+    # Brute force over every stored window agrees with the index's dense ranking.
+    truth = {item_id: float((encoder.encode_document_windows([item.full_text])[0] @ q).max())
+             for item_id, item in coll.items.items()}
+    assert [m.id for m in matcher.search(query, side="result", k=5, mode="dense")] == sorted(
+        truth, key=lambda i: (-truth[i], i))[:5]
+    assert best.id == max(truth, key=truth.get)
+
+
+def test_hybrid_scores_long_documents_by_their_best_window() -> None:
+    matcher, encoder = _windowed_matcher()
+    query = "正极材料氧化铝包覆循环稳定性"
+    hybrid = {m.id: m for m in matcher.search(query, side="result", k=20)}
+    dense = {m.id: m.score for m in matcher.search(query, side="result", k=20, mode="dense")}
+    assert hybrid[10].explanation.dense_score == pytest.approx(dense[10], abs=1e-5)
+
+
+def test_windows_follow_edits_removals_and_filters() -> None:
+    matcher, _ = _windowed_matcher()
+    coll = matcher.collections["result"]
+    before = coll.windows.count()
+    assert before > 0
+    filtered = matcher.search("正极材料氧化铝包覆", side="result", k=5, mode="dense",
+                              filters=Filters.of(industry="人工智能"))
+    assert 10 not in [m.id for m in filtered]
+    # An edit that makes the text short leaves no stale windows behind.
+    matcher.index_items([Item(10, "result", "风电叶片", "短文本")])
+    assert 10 not in coll.extra_windows and coll.windows.count() == 0
+    matcher.index_items([Item(10, "result", "风电叶片", LONG_TEXT)])
+    assert coll.windows.count() == before
+    matcher.remove_items("result", [10])
+    assert coll.windows.count() == 0 and 10 not in coll.extra_windows

@@ -268,6 +268,22 @@ def test_long_text_embedding_reflects_its_tail(
 
 
 @pytest.mark.slow
+def test_document_windows_are_the_pooled_vectors_parts(
+    fp32: SentenceTransformerEncoder, long_text: str
+) -> None:
+    short = FIRM_NEEDS[0]
+    long_windows, short_windows = fp32.encode_document_windows([long_text, short])
+    assert short_windows.shape == (1, fp32.dimension)
+    np.testing.assert_allclose(short_windows[0], fp32.encode_documents([short])[0], atol=2e-4)
+    assert long_windows.shape[0] == len(fp32._chunk([long_text], "passage: ")) > 1
+    np.testing.assert_allclose(np.linalg.norm(long_windows, axis=1), 1.0, atol=1e-5)
+    # The head's window is the head, the last window the tail: reading order is kept.
+    head, tail = fp32.encode_documents([long_text[:700], long_text[-700:]])
+    assert float(long_windows[0] @ head) > float(long_windows[0] @ tail)
+    assert float(long_windows[-1] @ tail) > float(long_windows[-1] @ head)
+
+
+@pytest.mark.slow
 def test_mixed_batch_keeps_input_order(fp32: SentenceTransformerEncoder, long_text: str) -> None:
     texts = [FIRM_NEEDS[0], long_text, SHORT_QUERIES[0], ENGLISH[0]]
     together = fp32.encode_documents(texts)

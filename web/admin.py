@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from corpora.models import Organisation, User
@@ -37,6 +38,9 @@ def users() -> Any:
         except AccountError as error:
             db.rollback()
             errors[error.field] = error.message
+        except IntegrityError:  # the same username created at the same moment elsewhere
+            db.rollback()
+            errors["username"] = f"用户名 {values['username']} 已存在"
         else:
             flash(f"已创建账号 {user.username}")
             return redirect(url_for("admin.users"))

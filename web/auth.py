@@ -84,8 +84,8 @@ def role_required(*roles: str) -> Callable[[F], F]:
 
 def _safe_next(target: str | None) -> str | None:
     """Only same-site paths: never redirect a user off the site after sign-in."""
-    if not target:
-        return None
+    if not target or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):
+        return None  # a CR/LF would also break the Location header
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return None

@@ -9,6 +9,7 @@ operation on the store goes through one lock.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import threading
 from collections.abc import Iterable, Sequence
@@ -26,6 +27,8 @@ from embeddings.loader import load_encoder
 from matcher.filters import Filters
 from matcher.indexing import IndexStore, SyncReport
 from matcher.types import Item, Match, Side
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class MatchService:
         self.coverage_top_k = coverage_top_k
         self._lock = threading.RLock()
         self._version = 0
+        self._needs_sync = False
         self._coverage: tuple[int, Coverage] | None = None
 
     @property
@@ -65,40 +69,74 @@ class MatchService:
             return self.store.check(session)
 
     def changed(self, session: Session, side: Side, ids: Iterable[int]) -> None:
-        """Re-read these rows after their commit and (re)index or drop them."""
+        """Re-read these rows after their commit and (re)index or drop them.
+
+        The rows are already saved, so a failure here must not fail the request: it is
+        logged and the next read repairs the indexes from the database first."""
+        ids = list(ids)
         with self._lock:
-            self.store.items_changed(session, side, ids)
+            try:
+                self.store.items_changed(session, side, ids)
+            except Exception:
+                logger.exception("indexing %s %s failed; a full sync will follow", side, ids)
+                self._needs_sync = True
+            self._version += 1
+
+    def _repair_if_needed(self) -> None:
+        if self._needs_sync:
+            with self.sessions() as session:
+                self.store.sync(session)
+            self._needs_sync = False
             self._version += 1
 
     def item(self, side: Side, item_id: int) -> Item | None:
         with self._lock:
             return self.store.matcher.collections[side].items.get(item_id)
 
+    def _encode_query(self, text: str):  # noqa: ANN202 - a (dimension,) float32 vector
+        # Outside the lock: encoding is the slow part, and the encoder and its cache are safe
+        # to call from several threads.
+        return self.store.encoder.encode_queries([text])[0]
+
     def search(self, text: str, side: Side, *, k: int = 20,
                filters: Filters | None = None) -> list[Match]:
+        vector = self._encode_query(text)
         with self._lock:
-            return self.store.matcher.search(text, side=side, k=k, filters=filters)
+            self._repair_if_needed()
+            return self.store.matcher.search_many(
+                [text], side=side, k=k, filters=filters, query_vectors=vector[None, :])[0]
 
     def match_row(self, row: Need | Result, target: Side, *, k: int = 20,
                   filters: Filters | None = None) -> list[Match]:
         """Best matches for a row, even one not itself matchable (a closed need)."""
         side: Side = "need" if isinstance(row, Need) else "result"
         with self._lock:
-            item = self.store.matcher.collections[side].items.get(row.id) or to_item(row)
-            return self.store.matcher.match_item(item, target=target, k=k, filters=filters)
+            item = self.store.matcher.collections[side].items.get(row.id)
+        if item is None:
+            item = to_item(row)  # reads the row's organisation: not under the lock
+        vector = self._encode_query(item.full_text)
+        with self._lock:
+            self._repair_if_needed()
+            return self.store.matcher.match_item(item, target=target, k=k, filters=filters,
+                                                 query_vector=vector)
 
     def coverage(self) -> Coverage:
         """Computed once per index version: every open need's top K among active results."""
         with self._lock:
+            self._repair_if_needed()
             if self._coverage is not None and self._coverage[0] == self._version:
                 return self._coverage[1]
             version = self._version
             needs = list(self.store.matcher.collections["need"].items.values())
+        vectors = self.store.encoder.encode_queries([n.full_text for n in needs]) \
+            if needs else None
+        with self._lock:
             needs_of: dict[int, dict[int, int]] = {}
             if needs and self.store.matcher.collections["result"].count():
                 ranked = self.store.matcher.search_many(
                     [n.full_text for n in needs], side="result", k=self.coverage_top_k,
                     explain=False, query_facets=[n.facets for n in needs],
+                    query_vectors=vectors,
                 )
                 for need, matches in zip(needs, ranked, strict=True):
                     for rank, match in enumerate(matches, start=1):

@@ -43,11 +43,14 @@ def filters_from(args: Mapping[str, Any], target: Side) -> Filters:
         if value is not None and not isinstance(value, str):
             raise BadFilter(name, "日期须为 YYYY-MM-DD")
     try:
-        return Filters.of(date_from=args.get("date_from") or None,
-                          date_to=args.get("date_to") or None, **facets)
+        filters = Filters.of(date_from=args.get("date_from") or None,
+                             date_to=args.get("date_to") or None, **facets)
     except ValueError as error:
         field = "date_from" if "date_from" in str(error) else "date_to"
         raise BadFilter(field, "日期须为 YYYY-MM-DD，例如 2025-01-31") from None
+    if filters.date_from and filters.date_to and filters.date_from > filters.date_to:
+        raise BadFilter("date_from", "起始日期晚于结束日期")
+    return filters
 
 
 @dataclass(frozen=True)

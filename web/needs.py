@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
@@ -13,7 +14,7 @@ from web import permissions
 from web.auth import role_required
 from web.database import get_db
 from web.matching import service
-from web.matchview import BadFilter, filters_from, match_rows
+from web.matchview import FILTER_PARAMS, BadFilter, filters_from, match_rows
 from web.records import (
     NEED_FIELDS,
     FieldErrors,
@@ -22,6 +23,7 @@ from web.records import (
     set_need_status,
     update_need,
 )
+from web.templating import plain_number
 
 bp = Blueprint("needs", __name__, url_prefix="/needs")
 
@@ -106,7 +108,7 @@ def edit(need_id: int) -> Any:
                   for name in NEED_FIELDS}
         for name in ("budget_min", "budget_max"):
             if getattr(need, name) is not None:
-                values[name] = f"{getattr(need, name):g}"
+                values[name] = plain_number(getattr(need, name))
     return render_template("needs/form.html", need=need, values=values, errors=errors), \
         400 if errors else 200
 
@@ -164,8 +166,10 @@ def feedback(need_id: int) -> Any:
         db.rollback()
         abort(400, "；".join(bad.errors.values()))
     flash("已标记为相关" if mark.relevant else "已标记为不相关")
+    # Back to the same filtered list: the query is rebuilt, never echoed (no header tricks).
     back = request.form.get("back", "")
-    target = url_for("needs.detail", need_id=need.id)
-    if back.startswith("?") and len(back) < 1000:
-        target += back
+    known = {*FILTER_PARAMS["result"], "date_from", "date_to"}
+    pairs = parse_qsl(back[1:], keep_blank_values=False) if back.startswith("?") else []
+    filters = {name: value for name, value in pairs if name in known}
+    target = url_for("needs.detail", need_id=need.id, **filters)
     return redirect(f"{target}#match-{mark.result_id}")

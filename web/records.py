@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from corpora.models import MatchFeedback, Need, Organisation, Result, User, join_list
@@ -167,14 +168,24 @@ def mark_match(session: Session, user: User, need: Need, result_id: Any, relevan
         raise FieldErrors(errors)
     assert result is not None
     reason = (reason or "").strip() or None
-    feedback = session.scalar(select(MatchFeedback).where(
-        MatchFeedback.need_id == need.id, MatchFeedback.result_id == result.id))
+    def existing() -> MatchFeedback | None:
+        return session.scalar(select(MatchFeedback).where(
+            MatchFeedback.need_id == need.id, MatchFeedback.result_id == result.id))
+
+    feedback = existing()
     if feedback is None:
-        feedback = MatchFeedback(need_id=need.id, result_id=result.id, user_id=user.id,
-                                 relevant=relevant, reason=reason)
-        session.add(feedback)
-    else:
-        feedback.relevant, feedback.reason, feedback.user_id = relevant, reason, user.id
+        try:
+            # A savepoint: a double-click may insert the same mark twice at once; the
+            # loser of that race updates the winner's row instead of failing.
+            with session.begin_nested():
+                feedback = MatchFeedback(need_id=need.id, result_id=result.id,
+                                         user_id=user.id, relevant=relevant, reason=reason)
+                session.add(feedback)
+        except IntegrityError:
+            feedback = existing()
+    if feedback is None:
+        raise FieldErrors({"result_id": "标记未能保存，请重试"})
+    feedback.relevant, feedback.reason, feedback.user_id = relevant, reason, user.id
     session.flush()
     record(session, user, "mark", "need", need.id,
            {"result_id": result.id, "relevant": relevant, "reason": reason})

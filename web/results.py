@@ -22,6 +22,7 @@ from web.database import get_db
 from web.matching import service
 from web.matchview import BadFilter, filters_from, match_rows
 from web.records import RESULT_FIELDS, FieldErrors, create_result, set_result_status, update_result
+from web.templating import plain_number
 
 bp = Blueprint("results", __name__, url_prefix="/results")
 
@@ -61,7 +62,7 @@ def _row_values(result: Result) -> dict[str, str]:
         if value is None:
             values[name] = ""
         elif isinstance(value, float):
-            values[name] = f"{value:g}"
+            values[name] = plain_number(value)
         else:
             values[name] = str(value)
     return values
@@ -73,7 +74,9 @@ def mine() -> Any:
     query = select(Result).order_by(Result.updated_at.desc())
     if current_user.role != "admin":
         query = query.where(Result.organisation_id == current_user.organisation_id)
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = request.args.get("page", 1, type=int) or 1
+    if not 1 <= page <= 100_000:
+        abort(400, "页码须为 1 到 100000 之间的整数")
     rows = list(get_db().scalars(query.offset((page - 1) * 50).limit(51)))
     return render_template("results/mine.html", results=rows[:50], page=page,
                            more=len(rows) > 50)
@@ -174,13 +177,13 @@ def detail(result_id: int) -> Any:
 def upload() -> Any:
     """CSV/XLSX bulk listing through the importer: a file with any bad row imports nothing
     and every bad row is shown with its line number and reason."""
+    if not permissions.can_post_result(current_user):
+        abort(403, "只有绑定高校或院所的账号可以上传成果")
     report = None
     problem = None
     rejected = []
     if request.method == "POST":
         me = _me()
-        if me.organisation is None:
-            abort(403, "只有绑定高校或院所的账号可以上传成果")
         upload_file = request.files.get("file")
         name = Path(upload_file.filename or "").name if upload_file else ""
         suffix = Path(name).suffix.lower()
@@ -191,7 +194,8 @@ def upload() -> Any:
         else:
             db = get_db()
             with tempfile.TemporaryDirectory() as folder:
-                path = Path(folder) / f"upload{suffix}"
+                # Saved under the user's own file name, so every message names their file.
+                path = Path(folder) / _safe_upload_name(name, suffix)
                 upload_file.save(path)
                 try:
                     report = import_file(db, path, "result", organisation=me.organisation.name,
@@ -216,6 +220,11 @@ def upload() -> Any:
                if spec.name not in ("institution", "institution_city", "institution_kind")]
     return render_template("results/upload.html", report=report, problem=problem,
                            rejected=rejected, columns=columns), status_code
+
+
+def _safe_upload_name(name: str, suffix: str) -> str:
+    stem = "".join(c for c in Path(name).stem if c.isprintable() and c not in "/\\:")[:100]
+    return (stem.strip(". ") or "upload") + suffix
 
 
 @bp.route("/coverage")

@@ -43,6 +43,7 @@ from web.shortlist_forms import (
     parse_meta,
     parse_proposal,
 )
+from web.templating import plain_number
 
 bp = Blueprint("shortlists", __name__, url_prefix="/shortlists")
 
@@ -146,10 +147,11 @@ def _lot_detail(lot: ShortlistLot) -> dict[str, Any]:
     return {"result_id": lot.result_id, "title": lot.result.title, "position": lot.position}
 
 
-def _commit_or_duplicate(db: Session) -> None:
-    """Commit; two officers adding the same result at once meet the unique constraint."""
+def _commit_or_duplicate(db: Session, *, flush_only: bool = False) -> None:
+    """Commit (or only flush); two officers adding the same result at once meet the unique
+    constraint here, at whichever comes first."""
     try:
-        db.commit()
+        db.flush() if flush_only else db.commit()
     except IntegrityError:
         db.rollback()
         raise FormErrors({"result_id": "该成果已在本清单中（可能刚被他人加入）"}) from None
@@ -165,7 +167,7 @@ def _value(value: Any) -> str:
     if value is None or value == "":
         return "（空）"
     if isinstance(value, float):
-        return f"{value:g}"
+        return plain_number(value)
     text = str(value)
     return text if len(text) <= 60 else text[:60] + "…"
 
@@ -331,7 +333,7 @@ def add_to() -> Any:
     try:
         result = addable_result(db, shortlist, str(adding.id))
         lot = _add_lot(shortlist, result)
-        db.flush()
+        _commit_or_duplicate(db, flush_only=True)
         _audit(db, shortlist.id, "add_lot", _lot_detail(lot) | {"via": "result"})
         _touch(shortlist)
         _commit_or_duplicate(db)
@@ -407,7 +409,7 @@ def add_lot(shortlist_id: int) -> Any:
     try:
         result = addable_result(db, shortlist, raw)
         lot = _add_lot(shortlist, result)
-        db.flush()
+        _commit_or_duplicate(db, flush_only=True)
         _audit(db, shortlist.id, "add_lot", _lot_detail(lot))
         _touch(shortlist)
         _commit_or_duplicate(db)
@@ -504,7 +506,8 @@ def edit_lot(shortlist_id: int, lot_id: int) -> Any:
             return redirect(url_for("shortlists.detail", shortlist_id=shortlist.id)
                             + f"#lot-{lot.id}")
     else:
-        values = {"reserve_price": "" if lot.reserve_price is None else f"{lot.reserve_price:g}",
+        price = lot.reserve_price
+        values = {"reserve_price": "" if price is None else plain_number(price),
                   "note": lot.note or ""}
     return render_template("shortlists/lot_form.html", shortlist=shortlist, lot=lot,
                            values=values, errors=errors), 400 if errors else 200
@@ -600,11 +603,11 @@ def accept_proposal(shortlist_id: int) -> Any:
     except FormErrors as bad:
         abort(400, bad.errors["result_id"] + "，未加入任何拍品；请重新生成建议")
     added = [_add_lot(shortlist, result) for result in results]
-    db.flush()
-    _audit(db, shortlist.id, "accept_proposal", {
-        "n": n, "balance": balance, "lots": [_lot_detail(lot) for lot in added]})
-    _touch(shortlist)
     try:
+        _commit_or_duplicate(db, flush_only=True)
+        _audit(db, shortlist.id, "accept_proposal", {
+            "n": n, "balance": balance, "lots": [_lot_detail(lot) for lot in added]})
+        _touch(shortlist)
         _commit_or_duplicate(db)
     except FormErrors as bad:
         abort(400, bad.errors["result_id"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 from flask import Flask
@@ -31,23 +31,43 @@ def highlight(text: str | None, terms: Iterable[str]) -> Markup:
     return Markup("".join(pieces))
 
 
+def plain_number(value: float) -> str:
+    """12345.67 as 12345.67, 1234567 as 1234567: never rounded, never 1.23457e+06, so a
+    form prefilled with it saves back the same value."""
+    text = f"{value:.6f}".rstrip("0").rstrip(".")
+    return text if text not in ("", "-0") else "0"
+
+
+def _amount(value: float) -> str:
+    whole = plain_number(value)
+    integer, _, fraction = whole.partition(".")
+    return f"{int(integer):,}" + (f".{fraction}" if fraction else "")
+
+
 def money(value: float | None) -> str:
-    return "—" if value is None else f"{value:g} 万元"
+    return "—" if value is None else f"{_amount(value)} 万元"
 
 
 def budget(low: float | None, high: float | None) -> str:
     if low is None and high is None:
         return "面议"
     if low is not None and high is not None:
-        return f"{low:g}–{high:g} 万元"
-    return f"≥{low:g} 万元" if low is not None else f"≤{high:g} 万元"
+        return f"{_amount(low)}–{_amount(high)} 万元"
+    return f"≥{_amount(low)} 万元" if low is not None else f"≤{_amount(high)} 万元"
+
+
+# The platform's users are in China (UTC+8 all year, no daylight saving); times are stored
+# in UTC and shown in Beijing time.
+BEIJING = timezone(timedelta(hours=8), "北京时间")
 
 
 def day(value: date | datetime | None) -> str:
     if value is None:
         return "—"
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
+        if value.tzinfo is None:  # SQLite hands back naive UTC
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M")
     return value.isoformat()
 
 
