@@ -36,7 +36,7 @@ def default_url() -> str:
 def _enable_sqlite_pragmas(dbapi_connection: Any, _connection_record: Any) -> None:
     # pysqlite's own transaction handling emits no BEGIN before a SAVEPOINT, so a RELEASE
     # would commit for good and a later rollback would not undo it. SQLAlchemy's documented
-    # fix: let the driver do nothing and emit BEGIN ourselves (see `_begin`).
+    # fix: let the driver do nothing and emit BEGIN ourselves (see `_begin_before_write`).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     # SQLite ignores foreign keys unless asked, per connection.
@@ -47,8 +47,31 @@ def _enable_sqlite_pragmas(dbapi_connection: Any, _connection_record: Any) -> No
     cursor.close()
 
 
+_BEGIN_PENDING = "corpora.db.sqlite_begin_pending"
+_READS = ("SELECT", "PRAGMA", "EXPLAIN")
+
+
 def _begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN")
+    connection.info[_BEGIN_PENDING] = True
+
+
+def _begin_before_write(connection: Any, cursor: Any, statement: str, *_args: Any) -> None:
+    """Open the SQLite transaction with BEGIN IMMEDIATE just before its first write.
+
+    A deferred BEGIN followed by reads pins a WAL snapshot; if another process commits before
+    this one's first write, SQLite refuses that write at once ("database is locked",
+    SQLITE_BUSY_SNAPSHOT, no busy wait), which two workers editing at once hit every second.
+    So reads before the first write run on their own, each seeing the latest commit (what
+    PostgreSQL's READ COMMITTED gives), and the first write, or SAVEPOINT, waits (busy_timeout)
+    for the write lock and then works on the newest data."""
+    if connection.info.get(_BEGIN_PENDING) and \
+            not statement.lstrip()[:7].upper().startswith(_READS):
+        connection.info[_BEGIN_PENDING] = False
+        cursor.execute("BEGIN IMMEDIATE")
+
+
+def _end(connection: Any) -> None:
+    connection.info.pop(_BEGIN_PENDING, None)
 
 
 def create_engine_for(url: str | URL | None = None, **kwargs: object) -> Engine:
@@ -61,6 +84,9 @@ def create_engine_for(url: str | URL | None = None, **kwargs: object) -> Engine:
         engine = create_engine(parsed, **kwargs)
         event.listen(engine, "connect", _enable_sqlite_pragmas)
         event.listen(engine, "begin", _begin)
+        event.listen(engine, "before_cursor_execute", _begin_before_write)
+        event.listen(engine, "commit", _end)
+        event.listen(engine, "rollback", _end)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(parsed, **kwargs)

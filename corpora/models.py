@@ -343,3 +343,37 @@ class AuditEntry(Base):
     user: Mapped[User | None] = relationship()
 
 Index("ix_audit_log_entity", AuditEntry.entity, AuditEntry.entity_id)
+# Sign-in rate limits (web.ratelimit) count one action's entries over the last minutes.
+Index("ix_audit_log_action_at", AuditEntry.action, AuditEntry.at)
+
+
+# --- the index change log ------------------------------------------------------------------
+
+
+class IndexChange(Base):
+    """One committed insert, edit or deletion of a need or result, in commit order.
+
+    Written by `corpora.changes` inside the transaction that made the change; every worker
+    process reads the rows past the last id it applied and re-indexes those items, so an edit
+    made through one worker is matchable in all of them. Append-only; old rows are pruned.
+    """
+
+    __tablename__ = "index_changes"
+    __table_args__ = (
+        CheckConstraint(_in_check("side", ("need", "result")), name="side"),
+        # AUTOINCREMENT: SQLite must never hand out an id again once pruning emptied the table,
+        # or a worker that has read up to that id would skip the new rows.
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    side: Mapped[str] = mapped_column(String(10))
+    item_id: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+    def __repr__(self) -> str:
+        return f"IndexChange(id={self.id!r}, side={self.side!r}, item_id={self.item_id!r})"
+
+
+# Every session records its changes to needs and results in the log above (see there).
+from corpora import changes as _changes  # noqa: E402,F401

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,6 +102,7 @@ class SentenceTransformerEncoder:
             str(model_dir), device="cpu", backend=backend, model_kwargs=model_kwargs
         )
         self._tokenizer = self._model.tokenizer
+        self._lock = threading.RLock()
         model_limit = int(self._model.max_seq_length or window_tokens)
         if not 16 <= window_tokens <= model_limit:
             raise ValueError(f"window_tokens must be within 16..{model_limit}, not {window_tokens}")
@@ -129,15 +131,24 @@ class SentenceTransformerEncoder:
 
     # ------------------------------------------------------------------ public API
 
+    # Hugging Face's fast tokenizer is not safe to share between threads ("Already
+    # borrowed"); the site serves from several threads, so every use goes through one lock.
+    # Inference already uses every core, so serialising it costs little.
+
     def encode_queries(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
-        return self._encode(check_texts(texts), self.query_prompt, progress=progress)
+        texts = check_texts(texts)
+        with self._lock:
+            return self._encode(texts, self.query_prompt, progress=progress)
 
     def encode_documents(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
-        return self._encode(check_texts(texts), self.document_prompt, progress=progress)
+        texts = check_texts(texts)
+        with self._lock:
+            return self._encode(texts, self.document_prompt, progress=progress)
 
     def count_tokens(self, text: str, *, prompt: str = "") -> int:
         """Tokens the model would see for `prompt + text`, special tokens included."""
-        encoded = self._tokenizer(prompt + text, add_special_tokens=True, verbose=False)
+        with self._lock:
+            encoded = self._tokenizer(prompt + text, add_special_tokens=True, verbose=False)
         return len(encoded["input_ids"])
 
     # ------------------------------------------------------------------ internals
@@ -245,8 +256,9 @@ class SentenceTransformerEncoder:
         texts = check_texts(texts)
         if not texts:
             return []
-        chunks, chunk_vectors = self._encode_chunks(texts, self.document_prompt,
-                                                    progress=progress)
+        with self._lock:
+            chunks, chunk_vectors = self._encode_chunks(texts, self.document_prompt,
+                                                        progress=progress)
         rows: list[list[int]] = [[] for _ in texts]
         for position, chunk in enumerate(chunks):
             rows[chunk.text_index].append(position)

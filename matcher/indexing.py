@@ -4,12 +4,23 @@ Each side has a folder under `<home>/indexes/<side>/` holding the vector index, 
 token lists and `hashes.json`: the content hash of every item as it was indexed. Comparing
 those with the database's hashes tells exactly what to add, re-embed or drop, so a restart,
 an import or an edit only ever touches the items that changed.
+
+Several processes may save the same folder (gunicorn workers, a CLI import beside the site).
+Every file is replaced atomically (temporary file, fsync, rename, directory fsync), and a
+whole save of all sides' files runs under one exclusive `flock` on `indexes/.write.lock`
+(re-entrant within a store), so two processes' files never interleave; `load` holds the lock
+shared. `hashes.json`, written last, also records the checksum of each file it describes: a
+process killed half-way through a save leaves files that disagree with it, and `load` refuses
+that side (the next sync rebuilds it) instead of trusting vectors of another generation.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,10 +32,12 @@ from embeddings.base import Encoder
 from matcher.lexical import LexicalIndex
 from matcher.retriever import Collection, Matcher
 from matcher.types import SIDES, Side
-from matcher.vector_common import IndexFileError, write_atomically
+from matcher.vector_common import TEMP_PREFIX, IndexFileError, sha256_of, write_atomically
 from matcher.vector_index import open_index
 
 HASHES_FILE = "hashes.json"
+LOCK_FILE = ".write.lock"  # in <home>/indexes/
+LEXICAL_FILE = "tokens.jsonl"  # what LexicalIndex.save writes in lexical/
 # How vectors are laid out on disk; an index saved under another layout is rebuilt.
 # 2: first window in `vectors/`, further windows of long texts in `windows/`.
 LAYOUT = 2
@@ -38,6 +51,7 @@ class SyncReport:
     removed: int
     total: int
     rebuilt: bool = False
+    problem: str = ""  # why the saved files were refused, if they were
 
     @property
     def changed(self) -> bool:
@@ -45,8 +59,9 @@ class SyncReport:
 
     def summary(self) -> str:
         how = "重建" if self.rebuilt else "增量同步"
-        return (f"{self.side}: {how}, 新增 {self.added}, 更新 {self.updated}, "
+        text = (f"{self.side}: {how}, 新增 {self.added}, 更新 {self.updated}, "
                 f"删除 {self.removed}, 共 {self.total} 条")
+        return f"{text}（{self.problem}）" if self.problem else text
 
 
 def _side_dir(home: Path, side: Side) -> Path:
@@ -74,40 +89,116 @@ class IndexStore:
         self.encoder = encoder
         self.matcher = Matcher(encoder)
         self._indexed_hashes: dict[Side, dict[int, str]] = {side: {} for side in SIDES}
+        # Sides whose in-memory index differs from the files last saved.
+        self._unsaved: set[Side] = set()
+        # side → why its saved files were refused by `load` (until a sync replaces them)
+        self.load_problems: dict[Side, str] = {}
+        self._file_lock = threading.RLock()
+        self._file_lock_depth = 0
+
+    @contextlib.contextmanager
+    def _flock(self, mode: int) -> Iterator[None]:
+        """`indexes/.write.lock` in `mode`, across processes; re-entrant in this store."""
+        with self._file_lock:
+            if self._file_lock_depth:
+                self._file_lock_depth += 1
+                try:
+                    yield
+                finally:
+                    self._file_lock_depth -= 1
+                return
+            folder = self.home / "indexes"
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(folder / LOCK_FILE, "a+b") as handle:
+                fcntl.flock(handle.fileno(), mode)
+                self._file_lock_depth = 1
+                try:
+                    yield
+                finally:
+                    self._file_lock_depth = 0
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def writing(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the folder's write lock: no other process saves or loads meanwhile. Held
+        around "read the database, apply, save", it makes the last save the newest state."""
+        return self._flock(fcntl.LOCK_EX)
 
     def load(self) -> None:
         """Read whatever indexes exist on disk; missing or foreign ones start empty."""
-        for side in SIDES:
-            folder = _side_dir(self.home, side)
-            try:
-                hashes = json.loads((folder / HASHES_FILE).read_text(encoding="utf-8"))
-                if hashes.get("model") != self.encoder.name or hashes.get("layout") != LAYOUT:
-                    continue  # another model or layout: rebuilt on the next sync
-                vectors = open_index(folder / "vectors")
-                windows = open_index(folder / "windows")
-                lexical = LexicalIndex.load(folder / "lexical")
-            except (FileNotFoundError, IndexFileError, ValueError, json.JSONDecodeError):
-                continue
-            if any(index.meta.get("model") != self.encoder.name
-                   or index.dimension != self.encoder.dimension for index in (vectors, windows)):
-                continue
-            coll = self.matcher.collections[side]
-            coll.vectors, coll.windows, coll.lexical = vectors, windows, lexical
-            coll.reload_window_counts()
-            self._indexed_hashes[side] = {int(k): v for k, v in hashes["items"].items()}
+        with self._flock(fcntl.LOCK_SH):
+            # Every writer holds the lock exclusively: any temporary file now is a crash's.
+            for stale in (self.home / "indexes").rglob(f"{TEMP_PREFIX}*"):
+                stale.unlink(missing_ok=True)
+            for side in SIDES:
+                problem = self._load_side(side)
+                if problem:
+                    self.load_problems[side] = problem
+                else:
+                    self.load_problems.pop(side, None)
+
+    def _load_side(self, side: Side) -> str:
+        """Load one side; returns "" when loaded or absent, else why the files were refused."""
+        folder = _side_dir(self.home, side)
+        if not folder.exists():
+            return ""
+        try:
+            hashes = json.loads((folder / HASHES_FILE).read_text(encoding="utf-8"))
+            if hashes.get("model") != self.encoder.name:
+                return f"索引来自另一模型 {hashes.get('model')}"
+            if hashes.get("layout") != LAYOUT:
+                return f"索引格式 {hashes.get('layout')} 已过时"
+            vectors = open_index(folder / "vectors")
+            windows = open_index(folder / "windows")
+            lexical = LexicalIndex.load(folder / "lexical")
+            files = hashes.get("files")
+            if files is not None and files != {
+                    "vectors": vectors.meta.get("sha256"), "windows": windows.meta.get("sha256"),
+                    "lexical": sha256_of(folder / "lexical" / LEXICAL_FILE)}:
+                return "索引文件与 hashes.json 不是同一次保存（保存中断）"
+            items = {int(k): str(v) for k, v in hashes["items"].items()}
+        except FileNotFoundError as error:
+            return f"索引文件缺失: {Path(error.filename or '?').name}"
+        except (IndexFileError, ValueError, KeyError, TypeError, AttributeError,
+                json.JSONDecodeError) as error:
+            return f"索引文件损坏: {error}"
+        for index in (vectors, windows):
+            if index.meta.get("model") != self.encoder.name:
+                return f"向量来自另一模型 {index.meta.get('model')}"
+            if index.dimension != self.encoder.dimension:
+                return f"向量维度 {index.dimension} ≠ 模型维度 {self.encoder.dimension}"
+        coll = self.matcher.collections[side]
+        coll.vectors, coll.windows, coll.lexical = vectors, windows, lexical
+        coll.reload_window_counts()
+        self._indexed_hashes[side] = items
+        return ""
 
     def sync(self, session: Session, *, progress: bool = False) -> list[SyncReport]:
-        return [self.sync_side(session, side, progress=progress) for side in SIDES]
+        with self.writing():
+            return [self.sync_side(session, side, progress=progress) for side in SIDES]
+
+    def _consistent(self, side: Side) -> bool:
+        """Do the vector, window and BM25 indexes hold exactly the items hashes.json names?"""
+        coll = self.matcher.collections[side]
+        stored_ids = set(coll.vectors.ids().tolist())
+        return (stored_ids == set(self._indexed_hashes[side]) == set(coll.lexical.ids().tolist())
+                and set(coll.extra_windows) <= stored_ids)
 
     def sync_side(self, session: Session, side: Side, *, progress: bool = False) -> SyncReport:
+        with self.writing():
+            return self._sync_side(session, side, progress=progress)
+
+    def _sync_side(self, session: Session, side: Side, *, progress: bool) -> SyncReport:
         coll = self.matcher.collections[side]
         wanted = content_hashes(session, side)
+        items = load_items(session, side)
+        # Two reads, maybe not of one snapshot (PostgreSQL): a row that changed in between is
+        # taken as either read saw it, and the change log or the next sync names it again.
+        wanted = {item.id: wanted[item.id] for item in items if item.id in wanted}
+        items = [item for item in items if item.id in wanted]
         indexed = self._indexed_hashes[side]
-        stored_ids = set(coll.vectors.ids().tolist())
         # Anything the files disagree on (a crash between writes) is simply re-indexed.
-        consistent = (stored_ids == set(indexed) == set(coll.lexical.ids().tolist())
-                      and set(coll.extra_windows) <= stored_ids)
-        rebuilt = not consistent and bool(stored_ids or indexed or coll.extra_windows)
+        rebuilt = not self._consistent(side) and bool(
+            coll.vectors.count() or indexed or coll.extra_windows)
         if rebuilt:
             empty_ids = np.zeros(0, dtype=np.int64)
             empty = np.zeros((0, self.encoder.dimension), dtype=np.float32)
@@ -116,59 +207,90 @@ class IndexStore:
             coll.extra_windows = {}
             coll.lexical = LexicalIndex()
             indexed = {}
+        problem = self.load_problems.pop(side, "")
         fresh, added, gone = _difference(wanted, indexed)
         if gone:
             coll.vectors.remove(np.array(gone, dtype=np.int64))
             coll.lexical.remove(gone)
-        items = load_items(session, side)
         coll.items = {item.id: item for item in items}
         if fresh:
             fresh_set = set(fresh)
             self.matcher.index_items([i for i in items if i.id in fresh_set], progress=progress)
         self._indexed_hashes[side] = dict(wanted)
-        if gone or fresh or rebuilt or not (_side_dir(self.home, side) / HASHES_FILE).exists():
+        if gone or fresh or rebuilt or problem \
+                or not (_side_dir(self.home, side) / HASHES_FILE).exists():
             self.save_side(side)
-        return SyncReport(side, added, len(fresh) - added, len(gone), len(wanted), rebuilt)
+        return SyncReport(side, added, len(fresh) - added, len(gone), len(wanted),
+                          rebuilt or bool(problem), problem)
 
     def check(self, session: Session) -> list[SyncReport]:
         """What a sync would do, without doing it."""
         reports = []
         for side in SIDES:
             wanted = content_hashes(session, side)
-            fresh, added, gone = _difference(wanted, self._indexed_hashes[side])
-            reports.append(SyncReport(side, added, len(fresh) - added, len(gone), len(wanted)))
+            problem = self.load_problems.get(side, "")
+            if not self._consistent(side):
+                problem = problem or "向量、关键词索引与 hashes.json 的条目不一致"
+                indexed: dict[int, str] = {}
+            else:
+                indexed = self._indexed_hashes[side]
+            fresh, added, gone = _difference(wanted, indexed)
+            reports.append(SyncReport(side, added, len(fresh) - added, len(gone), len(wanted),
+                                      bool(problem), problem))
         return reports
 
     def save_side(self, side: Side) -> None:
-        folder = _side_dir(self.home, side)
-        folder.mkdir(parents=True, exist_ok=True)
-        coll: Collection = self.matcher.collections[side]
-        coll.vectors.save(folder / "vectors", model=self.encoder.name)
-        coll.windows.save(folder / "windows", model=self.encoder.name)
-        coll.lexical.save(folder / "lexical")
-        # Written last: the hashes name what the files above hold.
-        _write_json_atomically(
-            folder / HASHES_FILE,
-            {"model": self.encoder.name, "layout": LAYOUT,
-             "items": {str(k): v for k, v in self._indexed_hashes[side].items()}},
-        )
+        self._save_side(side)
+        self._unsaved.discard(side)
 
-    def items_changed(self, session: Session, side: Side, ids: Iterable[int]) -> None:
-        """Apply saved edits at once: (re)index these ids, or drop them if no longer matchable."""
-        ids = [int(i) for i in ids]
-        live = {item.id: item for item in load_items(session, side, ids=ids)}
+    def _save_side(self, side: Side) -> None:
+        with self.writing():
+            folder = _side_dir(self.home, side)
+            folder.mkdir(parents=True, exist_ok=True)
+            coll: Collection = self.matcher.collections[side]
+            coll.vectors.save(folder / "vectors", model=self.encoder.name)
+            coll.windows.save(folder / "windows", model=self.encoder.name)
+            coll.lexical.save(folder / "lexical")
+            # Written last: the hashes name what the files above hold, and which files.
+            _write_json_atomically(
+                folder / HASHES_FILE,
+                {"model": self.encoder.name, "layout": LAYOUT,
+                 "files": {"vectors": coll.vectors.meta["sha256"],
+                           "windows": coll.windows.meta["sha256"],
+                           "lexical": sha256_of(folder / "lexical" / LEXICAL_FILE)},
+                 "items": {str(k): v for k, v in self._indexed_hashes[side].items()}},
+            )
+
+    def items_changed(self, session: Session, side: Side, ids: Iterable[int], *,
+                      save: bool = True) -> int:
+        """Apply saved edits at once: (re)index these ids, or drop them if no longer matchable.
+
+        Items whose text is indexed already at the database's hash are not re-embedded (their
+        facets are still refreshed), so applying the same change twice costs a query. Returns
+        how many items were re-indexed or dropped; saves the side's files when `save`."""
+        ids = sorted({int(i) for i in ids})
         hashes = content_hashes(session, side, ids)
+        # Both reads must agree (a row may change between them): the log names it again then.
+        live = {item.id: item for item in load_items(session, side, ids=ids)
+                if item.id in hashes}
         coll = self.matcher.collections[side]
-        dropped = [i for i in ids if i not in live]
+        indexed = self._indexed_hashes[side]
+        dropped = [i for i in ids if i not in live and (i in indexed or i in coll.items)]
         self.matcher.remove_items(side, dropped)
         for i in dropped:
-            self._indexed_hashes[side].pop(i, None)
-        if live:
-            self.matcher.index_items(list(live.values()))
-            for i in live:
-                self._indexed_hashes[side][i] = hashes[i]
+            indexed.pop(i, None)
+        fresh = [item for i, item in live.items()
+                 if indexed.get(i) != hashes[i] or i not in coll.items]
+        if fresh:
+            self.matcher.index_items(fresh)
+            for item in fresh:
+                indexed[item.id] = hashes[item.id]
         coll.items.update(live)
-        self.save_side(side)
+        if dropped or fresh:
+            self._unsaved.add(side)
+        if save and side in self._unsaved:  # a facet-only edit changes nothing on disk
+            self.save_side(side)
+        return len(dropped) + len(fresh)
 
 
 def open_store(home: Path, encoder: Encoder, session_factory: Callable[[], Session], *,

@@ -191,3 +191,208 @@ def test_an_index_saved_in_an_older_layout_is_rebuilt(sessions, tmp_path):
     _, reports = open_store(tmp_path, again, sessions)
     assert {r.side: r.added for r in reports} == {"need": 0, "result": 3}
     assert again.documents_seen == 3
+
+
+# --- crash safety, several writers, the change log -------------------------------------------
+
+
+@pytest.fixture()
+def sqlite_sessions(sqlite_engine):
+    """As `sessions`, on SQLite only: for checks of the files that cannot depend on the DB."""
+    def factory() -> Session:
+        return Session(sqlite_engine)
+
+    with factory() as session:
+        import_records(session, "result", RESULTS, sample=True)
+        import_records(session, "need", NEEDS, sample=True)
+        session.commit()
+    return factory
+
+
+def _edit_r3(sessions, text: str) -> int:
+    with sessions() as session:
+        r3 = session.scalars(select(Result).where(Result.external_id == "R3")).one()
+        r3.abstract = text
+        session.commit()
+        return r3.id
+
+
+def test_a_save_cut_short_before_its_hashes_is_refused_then_rebuilt(
+        sqlite_sessions, tmp_path, monkeypatch):
+    """A process dying after writing the vectors but before hashes.json leaves files of two
+    saves side by side; load must not take them for one, whatever their ids say."""
+    import matcher.indexing as indexing
+
+    store, _ = open_store(tmp_path, CountingEncoder(), sqlite_sessions)
+    r3 = _edit_r3(sqlite_sessions, "钙钛矿光伏组件封装")
+
+    def die(*_args):
+        raise KeyboardInterrupt("killed between the files and hashes.json")
+
+    monkeypatch.setattr(indexing, "_write_json_atomically", die)
+    with sqlite_sessions() as session, pytest.raises(KeyboardInterrupt):
+        store.items_changed(session, "result", [r3])
+    monkeypatch.undo()
+    assert not list((tmp_path / "indexes").rglob(".tmp-*"))  # the temporaries went with it
+
+    fresh = IndexStore(tmp_path, CountingEncoder())
+    fresh.load()
+    assert "不是同一次保存" in fresh.load_problems["result"]
+    assert "need" not in fresh.load_problems
+    with sqlite_sessions() as session:
+        report = next(r for r in fresh.check(session) if r.side == "result")
+        assert report.changed and report.rebuilt and "不是同一次保存" in report.summary()
+        synced = next(r for r in fresh.sync(session) if r.side == "result")
+        assert synced.rebuilt and synced.added == 3
+        assert not any(r.changed for r in fresh.check(session))
+    assert fresh.matcher.search("钙钛矿", side="result", k=1, mode="lexical")[0].id == r3
+
+
+@pytest.mark.parametrize("damage", ["delete-sidecar", "truncate-tokens", "garbage-hashes",
+                                    "delete-side", "swap-data-file"])
+def test_damaged_index_files_are_reported_then_repaired_at_the_next_start(
+        sqlite_sessions, tmp_path, damage):
+    open_store(tmp_path, CountingEncoder(), sqlite_sessions)
+    side = tmp_path / "indexes" / "result"
+    if damage == "delete-sidecar":
+        (side / "vectors" / "index.json").unlink()
+    elif damage == "truncate-tokens":
+        tokens = side / "lexical" / "tokens.jsonl"
+        tokens.write_bytes(tokens.read_bytes()[:60])
+    elif damage == "garbage-hashes":
+        (side / "hashes.json").write_text("{not json", encoding="utf-8")
+    elif damage == "delete-side":
+        import shutil
+
+        shutil.rmtree(side)
+    else:  # another valid data file under the name the sidecar gives
+        sidecar = json.loads((side / "vectors" / "index.json").read_text(encoding="utf-8"))
+        other = json.loads((side / "windows" / "index.json").read_text(encoding="utf-8"))
+        (side / "vectors" / sidecar["file"]).write_bytes(
+            (side / "windows" / other["file"]).read_bytes())
+
+    checked = IndexStore(tmp_path, CountingEncoder())  # what `flask check-index` does
+    checked.load()
+    with sqlite_sessions() as session:
+        report = next(r for r in checked.check(session) if r.side == "result")
+    assert report.changed and report.added == 3
+
+    encoder = CountingEncoder()
+    store, reports = open_store(tmp_path, encoder, sqlite_sessions)  # a start: load + sync
+    assert next(r for r in reports if r.side == "result").added == 3
+    assert encoder.documents_seen == 3  # only the damaged side is re-indexed
+    with sqlite_sessions() as session:
+        assert not any(r.changed for r in store.check(session))
+    assert store.matcher.search("光伏板清洗", side="result", k=1)[0].id in \
+        store.matcher.collections["result"].items
+
+
+def test_two_writers_saving_at_once_never_leave_a_mixed_set(sqlite_sessions, tmp_path):
+    """Two stores (as two processes: flock locks are per open file, so two stores in one
+    process exclude each other like two processes) save different states of the same folder
+    over and over; every load afterwards, and during, takes one whole save."""
+    import threading
+
+    first, _ = open_store(tmp_path, CountingEncoder(), sqlite_sessions)
+    r3 = _edit_r3(sqlite_sessions, "钙钛矿光伏组件封装")
+    second = IndexStore(tmp_path, CountingEncoder())
+    second.load()
+    with sqlite_sessions() as session:
+        second.sync(session)  # second holds the edited text, first the old one
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def saver(store: IndexStore) -> None:
+        try:
+            while not stop.is_set():
+                store.save_side("result")
+        except BaseException as error:  # noqa: BLE001 - reported by the test
+            errors.append(error)
+
+    threads = [threading.Thread(target=saver, args=(s,)) for s in (first, second)]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(10):
+            reader = IndexStore(tmp_path, CountingEncoder())
+            reader.load()
+            assert reader.load_problems == {}
+            assert reader._consistent("result")
+            text = reader._indexed_hashes["result"][r3]
+            assert text in (first._indexed_hashes["result"][r3],
+                            second._indexed_hashes["result"][r3])
+            vector = reader.matcher.collections["result"].vectors.vectors(np.array([r3]))[0]
+            source = first if text == first._indexed_hashes["result"][r3] else second
+            np.testing.assert_array_equal(
+                vector, source.matcher.collections["result"].vectors.vectors(np.array([r3]))[0])
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert errors == []
+
+
+def test_write_atomically_keeps_the_old_file_when_the_writer_fails(tmp_path):
+    from matcher.vector_common import write_atomically
+
+    target = tmp_path / "data.json"
+    target.write_text("old", encoding="utf-8")
+
+    def half_then_fail(path):
+        path.write_text("half of the new", encoding="utf-8")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        write_atomically(target, half_then_fail)
+    assert target.read_text(encoding="utf-8") == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["data.json"]
+    write_atomically(target, lambda path: path.write_text("new", encoding="utf-8"))
+    assert target.read_text(encoding="utf-8") == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["data.json"]
+
+
+def test_every_committed_change_to_a_record_is_logged_in_its_transaction(engine):
+    """corpora.changes: inserts, edits, status changes, deletions and an organisation's
+    facets are logged once committed; a rollback logs nothing; ids follow commit order."""
+    from datetime import timedelta
+
+    from sqlalchemy import func
+
+    from corpora.changes import changes_since, latest_change_id, prune
+    from corpora.models import IndexChange, Need, Organisation
+
+    def logged(session, after):
+        return changes_since(session, after, latest_change_id(session))
+
+    with Session(engine) as session:
+        import_records(session, "result", RESULTS, sample=True)
+        session.commit()
+        assert logged(session, 0) == {"result": {1, 2, 3}}
+        mark = latest_change_id(session)
+        session.add(Need(title="需要", description="说明", organisation=session.scalars(
+            select(Organisation).where(Organisation.kind == "university")).first()))
+        session.rollback()
+        assert latest_change_id(session) == mark  # rolled back: no row
+        r2 = session.get(Result, 2)
+        r2.status = "withdrawn"
+        session.commit()
+        assert logged(session, mark) == {"result": {2}}
+        mark = latest_change_id(session)
+        r2.organisation.city = "嘉兴"  # a facet of every record of that institution
+        with session.begin_nested():
+            session.delete(session.get(Result, 3))
+        session.commit()
+        owned = {r.id for r in session.scalars(select(Result).where(
+            Result.organisation_id == r2.organisation_id))}
+        assert logged(session, mark) == {"result": owned | {3}}
+        mark = latest_change_id(session)
+        session.get(Result, 1).title = session.get(Result, 1).title  # no real change
+        session.commit()
+        assert latest_change_id(session) == mark
+        assert prune(session) == 0  # all younger than a day
+        total = session.scalar(select(func.count()).select_from(IndexChange))
+        assert prune(session, older_than=timedelta(0)) == total
+        session.commit()
+        session.get(Result, 1).abstract = "新的摘要"
+        session.commit()
+        assert latest_change_id(session) > mark  # ids never start again once pruned

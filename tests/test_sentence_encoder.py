@@ -325,3 +325,18 @@ def test_default_encoder_is_e5_on_int8_onnx(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("MATCHER_BACKEND", "torch")
     torch_encoder = load_encoder()
     assert torch_encoder.backend == "torch" and torch_encoder.name != encoder.name
+
+
+@pytest.mark.slow
+def test_encoding_from_many_threads_at_once(fp32: SentenceTransformerEncoder) -> None:
+    """The site encodes queries from several threads; the shared tokenizer must not fail
+    ("Already borrowed") nor mix up results."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = FIRM_NEEDS[:4] + SHORT_QUERIES[:4]
+    expected = fp32.encode_queries(texts)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda n: fp32.encode_queries([texts[n % len(texts)]])[0],
+                                range(48)))
+    for n, vector in enumerate(results):
+        np.testing.assert_allclose(vector, expected[n % len(texts)], atol=2e-4)

@@ -16,6 +16,7 @@ from web import (
     admin,
     api,
     auth,
+    backup,
     commands,
     database,
     errors,
@@ -41,6 +42,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     templating.init_app(app)
     errors.init_app(app)
     commands.init_app(app)
+    backup.init_app(app)
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(search.bp)

@@ -16,7 +16,9 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from corpora.models import ROLES, Organisation, User
+from corpora.schema import encoding_problem
 
+DISPLAY_NAME_MAX = 100  # users.display_name is VARCHAR(100)
 PASSWORD_MIN_LENGTH = 10
 PASSWORD_MAX_LENGTH = 200  # the sign-in form accepts no more
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{3,50}$")
@@ -82,6 +84,10 @@ def create_user(session: Session, new: NewUser) -> User:
         raise AccountError("username", f"用户名 {new.username} 已存在")
     if new.role not in ROLES:
         raise AccountError("role", f"角色须为 {'、'.join(ROLES)} 之一")
+    if len(new.display_name) > DISPLAY_NAME_MAX:
+        raise AccountError("display_name", f"显示名不超过 {DISPLAY_NAME_MAX} 个字符")
+    if encoding_problem(new.display_name):
+        raise AccountError("display_name", f"显示名{encoding_problem(new.display_name)}")
     problem = password_problem(new.password, new.username)
     if problem:
         raise AccountError("password", problem)

@@ -213,16 +213,29 @@ def issue_token() -> Any:
         fail(400, "请求字段有误", errors)
     username, password = body["username"], body["password"]
     db = get_db()
+    # The sign-in page's limits (web.ratelimit), counted together with its failures.
+    from web import ratelimit
+
+    address = request.remote_addr
+    refusal = ratelimit.check(db, username, address,
+                              ratelimit.Limits.from_config(current_app.config))
+    db.commit()  # a fresh transaction for each write below (see web.auth.login)
+    if refusal is not None:
+        ratelimit.note_refusal(db, username, address, refusal, via="api")
+        db.commit()
+        response, status = json_error(429, refusal.message)
+        response.headers["Retry-After"] = str(refusal.retry_after)
+        return response, status
     user = None
     if _usable_credential(username.strip(), USERNAME_MAX) and \
             _usable_credential(password, PASSWORD_MAX):
         user = authenticate(db, username, password)
+    db.commit()  # end the read transaction before writing (see web.auth.login)
     if user is None:
-        shown = username[:USERNAME_MAX].encode("utf-8", "backslashreplace").decode("utf-8")
-        record(db, None, "login_failed", "user", None,
-               {"username": shown, "address": request.remote_addr, "via": "api"})
+        ratelimit.note_failure(db, username, address, via="api")
         db.commit()
         fail(401, "用户名或密码错误")
+    ratelimit.note_success(user)
     token = issue_api_token(user)
     record(db, user, "issue_token", "user", user.id, {"via": "api"})
     commit()

@@ -1,19 +1,39 @@
-"""Sign-in, sign-out, roles, the account page (API token) and the account CLI commands."""
+"""Sign-in, sign-out, roles, the account page (API token) and the account CLI commands.
+
+Sign-in is rate-limited per account and per address (`web.ratelimit`, counted in the audit
+log so that every worker process sees the same counts). A session ends
+PERMANENT_SESSION_LIFETIME after sign-in (8 h) however busy it is, and earlier after
+SESSION_IDLE_TIMEOUT (2 h) without a request: a cookie left on a shared office computer
+stops working on its own. Both are checked here, on the server, from times kept in the signed
+session cookie: the browser's own cookie expiry alone would be refreshed by every request.
+"""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import click
-from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.cli import with_appcontext
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 
 from corpora.models import User
+from web import ratelimit
 from web.accounts import (
     PASSWORD_MAX_LENGTH,
     ROLE_LABELS,
@@ -33,6 +53,16 @@ login_manager.login_message = "请先登录。"
 login_manager.session_protection = "strong"
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+IDLE_TIMEOUT = timedelta(hours=2)  # default of SESSION_IDLE_TIMEOUT
+# Session keys: when this sign-in happened and when its last request came (epoch seconds).
+SIGNED_IN_AT = "signed_in_at"
+SEEN_AT = "seen_at"
+
+
+def now() -> datetime:
+    """The clock of session expiry (tests move it instead of sleeping)."""
+    return datetime.now(UTC)
 
 
 class SiteUser:
@@ -92,6 +122,48 @@ def _safe_next(target: str | None) -> str | None:
     return target
 
 
+def _start_session() -> None:
+    """Make the session permanent (so PERMANENT_SESSION_LIFETIME applies to the cookie too)
+    and stamp it for `_expire_session`."""
+    session.permanent = True
+    stamp = now().timestamp()
+    session[SIGNED_IN_AT] = stamp
+    session[SEEN_AT] = stamp
+
+
+def _seconds(value: timedelta | float | int) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def _expire_session() -> None:
+    """Sign out a session past its lifetime or idle for too long, before the view runs: the
+    view then sees an anonymous user (sign-in page, or 401 from the API)."""
+    if "_user_id" not in session:
+        return
+    moment = now().timestamp()
+    signed_in, seen = session.get(SIGNED_IN_AT), session.get(SEEN_AT)
+    lifetime = _seconds(current_app.permanent_session_lifetime)
+    idle = _seconds(current_app.config.get("SESSION_IDLE_TIMEOUT", IDLE_TIMEOUT))
+    stamped = all(isinstance(v, int | float) and not isinstance(v, bool)
+                  for v in (signed_in, seen))
+    if not stamped or moment - signed_in > lifetime or moment - seen > idle:
+        logout_user()
+        session.pop(SIGNED_IN_AT, None)
+        session.pop(SEEN_AT, None)
+        if not request.path.startswith("/api/"):
+            flash("登录已过期，请重新登录")
+        return
+    if request.endpoint != "static":  # a stylesheet is not activity, nor worth a new cookie
+        session[SEEN_AT] = moment
+
+
+def _refused(username: str, refusal: ratelimit.Refusal) -> Any:
+    response = current_app.make_response(
+        (render_template("auth/login.html", error=refusal.message, username=username), 429))
+    response.headers["Retry-After"] = str(refusal.retry_after)
+    return response
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
     error = None
@@ -100,16 +172,29 @@ def login() -> Any:
         username = request.form.get("username", "")[:50]
         password = request.form.get("password", "")[:PASSWORD_MAX_LENGTH]
         db = get_db()
+        address = request.remote_addr
+        # Before the password is checked: a refused guess learns nothing.
+        refusal = ratelimit.check(db, username, address,
+                                  ratelimit.Limits.from_config(current_app.config))
+        db.commit()  # a fresh transaction for each write below (see after authenticate)
+        if refusal is not None:
+            ratelimit.note_refusal(db, username, address, refusal)
+            db.commit()
+            return _refused(username, refusal)
         user = authenticate(db, username, password)
+        # End the read transaction before writing: on SQLite (WAL) a transaction that read
+        # cannot start writing once another sign-in has committed ("database is locked" at
+        # once, the busy timeout does not apply); a fresh one waits for the lock instead.
+        db.commit()
         if user is None:
             error = "用户名或密码错误"
-            record(db, None, "login_failed", "user", None,
-                   {"username": username.replace("\x00", ""), "address": request.remote_addr})
+            ratelimit.note_failure(db, username, address)
             db.commit()
         else:
-            user.last_login_at = datetime.now(UTC)
+            ratelimit.note_success(user)  # sets last_login_at
             db.commit()
             login_user(SiteUser(user))
+            _start_session()
             flash(f"欢迎，{user.display_name}")
             return redirect(_safe_next(request.args.get("next")) or url_for("search.home"))
     status = 401 if error else 200
@@ -119,6 +204,8 @@ def login() -> Any:
 @bp.route("/logout", methods=["POST"])
 def logout() -> Any:
     logout_user()
+    session.pop(SIGNED_IN_AT, None)
+    session.pop(SEEN_AT, None)
     flash("已退出登录")
     return redirect(url_for("auth.login"))
 
@@ -172,6 +259,7 @@ def create_user_command(username: str, password: str, role: str, organisation: s
 
 def init_app(app: Flask) -> None:
     login_manager.init_app(app)
+    app.before_request(_expire_session)
     app.cli.add_command(create_admin_command)
     app.cli.add_command(create_user_command)
 

@@ -5,13 +5,21 @@ the saved indexes and repairs any difference from the database; after each save,
 call `changed(...)` so the edited items are matchable at once, without a full reindex.
 FAISS and BM25 indexes are not safe to write while another thread reads them, so every
 operation on the store goes through one lock.
+
+Several processes (gunicorn workers, a CLI import beside the site) each hold their own
+indexes. Every committed change to a need or result is also a row in the `index_changes` log
+(`corpora.changes`, same transaction); before every read a service applies the rows past the
+last one it applied (at most every `INDEX_POLL_SECONDS`, default 0.2 s), so another worker's
+edit is matchable here within that. `changed()` does the same under the index folder's write
+lock before it saves, so the last save on disk is always the newest state. At start-up old log
+rows (over a day) are pruned; a service idle longer than half that re-syncs in full.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -20,15 +28,19 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 from sqlalchemy.orm import Session, sessionmaker
 
+from corpora.changes import RETENTION, changes_since, latest_change_id, prune
 from corpora.items import to_item
 from corpora.models import Need, Result
 from embeddings.cache import CachedEncoder, EmbeddingCache
 from embeddings.loader import load_encoder
 from matcher.filters import Filters
 from matcher.indexing import IndexStore, SyncReport
-from matcher.types import Item, Match, Side
+from matcher.types import SIDES, Item, Match, Side
 
 logger = logging.getLogger(__name__)
+
+# Past this long without reading the change log, its rows may have been pruned: sync in full.
+FULL_SYNC_AFTER_S = RETENTION.total_seconds() / 2
 
 
 @dataclass(frozen=True)
@@ -45,28 +57,87 @@ class Coverage:
 
 class MatchService:
     def __init__(self, store: IndexStore, sessions: sessionmaker[Session],
-                 coverage_top_k: int = 10) -> None:
+                 coverage_top_k: int = 10, poll_seconds: float = 0.2) -> None:
         self.store = store
         self.sessions = sessions
         self.coverage_top_k = coverage_top_k
+        self.poll_seconds = poll_seconds
         self._lock = threading.RLock()
         self._version = 0
         self._needs_sync = False
         self._coverage: tuple[int, Coverage] | None = None
+        # The newest change-log id whose change this process's indexes reflect.
+        self.applied_change = 0
+        self._polled_at = time.monotonic()
 
     @property
     def matcher(self):  # noqa: ANN201 - the engine's Matcher
         return self.store.matcher
 
-    def sync(self, *, progress: bool = False) -> list[SyncReport]:
+    def start(self, *, sync: bool = True) -> list[SyncReport]:
+        """Prune old log rows, then (with `sync`) repair the indexes against the database."""
+        with self.sessions() as session:
+            removed = prune(session)
+            session.commit()
+        if removed:
+            logger.info("pruned %d index change rows", removed)
+        if sync:
+            return self.sync()
         with self._lock, self.sessions() as session:
+            self.applied_change = latest_change_id(session)
+            self._polled_at = time.monotonic()
+        return []
+
+    def sync(self, *, progress: bool = False) -> list[SyncReport]:
+        with self._lock, self.store.writing(), self.sessions() as session:
+            # Read before the rows: whatever commits after is in the log past this id.
+            latest = latest_change_id(session)
             reports = self.store.sync(session, progress=progress)
+            self.applied_change = latest
+            self._polled_at = time.monotonic()
+            self._needs_sync = False
             self._version += 1
             return reports
 
     def check(self) -> list[SyncReport]:
         with self._lock, self.sessions() as session:
             return self.store.check(session)
+
+    def catch_up(self, *, force: bool = False) -> int:
+        """Apply the changes other processes committed since the last call; returns how many
+        items were re-indexed or dropped. Without `force`, at most every `poll_seconds`."""
+        with self._lock:
+            now = time.monotonic()
+            if self._needs_sync or now - self._polled_at > FULL_SYNC_AFTER_S:
+                # A failed update, or idle so long that the rows we missed may be pruned.
+                self.sync()
+                return 0
+            if not force and now - self._polled_at < self.poll_seconds:
+                return 0
+            applied = 0
+            with self.sessions() as session:
+                latest = latest_change_id(session)
+                if latest < self.applied_change:
+                    # The log went backwards: another database behind the same folder.
+                    logger.warning("index change log at %d < %d applied: full sync",
+                                   latest, self.applied_change)
+                    self._needs_sync = True
+                elif latest > self.applied_change:
+                    changes = changes_since(session, self.applied_change, latest)
+                    try:
+                        for side in SIDES:
+                            if changes.get(side):
+                                applied += self.store.items_changed(
+                                    session, side, changes[side], save=False)
+                    except Exception:
+                        logger.exception("applying index changes failed; a full sync follows")
+                        self._needs_sync = True
+                    self.applied_change = latest
+                    self._version += 1
+            self._polled_at = now
+            if self._needs_sync:
+                self.sync()
+            return applied
 
     def changed(self, session: Session, side: Side, ids: Iterable[int]) -> None:
         """Re-read these rows after their commit and (re)index or drop them.
@@ -76,21 +147,19 @@ class MatchService:
         ids = list(ids)
         with self._lock:
             try:
-                self.store.items_changed(session, side, ids)
+                # Under the folder's write lock: catching up first makes what this saves at
+                # least as new as any save before it, whichever process made that one.
+                with self.store.writing():
+                    self.catch_up(force=True)
+                    self.store.items_changed(session, side, ids)
             except Exception:
                 logger.exception("indexing %s %s failed; a full sync will follow", side, ids)
                 self._needs_sync = True
             self._version += 1
 
-    def _repair_if_needed(self) -> None:
-        if self._needs_sync:
-            with self.sessions() as session:
-                self.store.sync(session)
-            self._needs_sync = False
-            self._version += 1
-
     def item(self, side: Side, item_id: int) -> Item | None:
         with self._lock:
+            self.catch_up()
             return self.store.matcher.collections[side].items.get(item_id)
 
     def _encode_query(self, text: str):  # noqa: ANN202 - a (dimension,) float32 vector
@@ -102,7 +171,7 @@ class MatchService:
                filters: Filters | None = None) -> list[Match]:
         vector = self._encode_query(text)
         with self._lock:
-            self._repair_if_needed()
+            self.catch_up()
             return self.store.matcher.search_many(
                 [text], side=side, k=k, filters=filters, query_vectors=vector[None, :])[0]
 
@@ -111,19 +180,20 @@ class MatchService:
         """Best matches for a row, even one not itself matchable (a closed need)."""
         side: Side = "need" if isinstance(row, Need) else "result"
         with self._lock:
+            self.catch_up()
             item = self.store.matcher.collections[side].items.get(row.id)
         if item is None:
             item = to_item(row)  # reads the row's organisation: not under the lock
         vector = self._encode_query(item.full_text)
         with self._lock:
-            self._repair_if_needed()
+            self.catch_up()
             return self.store.matcher.match_item(item, target=target, k=k, filters=filters,
                                                  query_vector=vector)
 
     def coverage(self) -> Coverage:
         """Computed once per index version: every open need's top K among active results."""
         with self._lock:
-            self._repair_if_needed()
+            self.catch_up()
             if self._coverage is not None and self._coverage[0] == self._version:
                 return self._coverage[1]
             version = self._version
@@ -147,6 +217,7 @@ class MatchService:
 
     def items(self, side: Side) -> Sequence[Item]:
         with self._lock:
+            self.catch_up()
             return list(self.store.matcher.collections[side].items.values())
 
 
@@ -165,14 +236,17 @@ def service() -> MatchService:
     return svc
 
 
-def build_service(app: Flask) -> MatchService:
+def build_service(app: Flask, *, load: bool = True) -> MatchService:
+    """The service over the saved indexes (none with `load=False`), not yet synced."""
     home = app.config["MATCHER_HOME"]
     encoder = load_encoder(app.config.get("MATCHER_MODEL"))
     cached = CachedEncoder(encoder, EmbeddingCache(home / "cache" / "embeddings.sqlite"))
     store = IndexStore(home, cached)
-    store.load()
+    if load:
+        store.load()
     return MatchService(store, app.extensions["matcher.sessions"],
-                        app.config.get("COVERAGE_TOP_K", 10))
+                        app.config.get("COVERAGE_TOP_K", 10),
+                        float(app.config.get("INDEX_POLL_SECONDS", 0.2)))
 
 
 def _print_reports(reports: Iterable[SyncReport]) -> None:
@@ -186,18 +260,34 @@ def _print_reports(reports: Iterable[SyncReport]) -> None:
 def reindex_command(full: bool) -> None:
     """Bring the indexes in step with the database (only what changed, unless --full)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    if full:
-        shutil.rmtree(app.config["MATCHER_HOME"] / "indexes", ignore_errors=True)
     app.config["SYNC_INDEX_ON_START"] = False  # the sync below is the one with a progress bar
-    svc = service()
-    _print_reports(svc.sync(progress=True))
+    if full:
+        # Built from nothing in memory, then every side's files replaced atomically: the old
+        # index stays usable (by running workers, or after a crash) until the new one is saved.
+        svc = build_service(app, load=False)
+        svc.start(sync=False)
+        app.extensions["matcher.service"] = svc
+        with svc.store.writing():
+            reports = svc.sync(progress=True)
+            for report in reports:
+                if not report.total:  # nothing to index, so the sync wrote nothing
+                    svc.store.save_side(report.side)
+        _print_reports(reports)
+        return
+    _print_reports(service().sync(progress=True))
 
 
 @click.command("check-index")
 @with_appcontext
 def check_index_command() -> None:
-    """Report how the indexes differ from the database, changing nothing."""
-    reports = service().check()
+    """Report how the saved indexes differ from the database (ids, hashes, model, dimension),
+    changing nothing; exit status 1 if they differ."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    svc = app.extensions.get("matcher.service")
+    if svc is None:
+        # Compare the files as saved: a start-up sync first would repair what we look for.
+        svc = build_service(app)
+    reports = svc.check()
     _print_reports(reports)
     if any(r.changed for r in reports):
         raise SystemExit(1)
@@ -206,10 +296,9 @@ def check_index_command() -> None:
 def start_service(app: Flask) -> MatchService:
     """Build the service and repair the indexes against the database before any use."""
     svc = build_service(app)
-    if app.config.get("SYNC_INDEX_ON_START", True):
-        for report in svc.sync():
-            if report.changed:
-                app.logger.info("index %s", report.summary())
+    for report in svc.start(sync=app.config.get("SYNC_INDEX_ON_START", True)):
+        if report.changed:
+            app.logger.info("index %s", report.summary())
     app.extensions["matcher.service"] = svc
     return svc
 
@@ -218,5 +307,3 @@ def init_app(app: Flask) -> None:
     app.extensions["matcher.service"] = None
     app.cli.add_command(reindex_command)
     app.cli.add_command(check_index_command)
-
-

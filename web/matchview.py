@@ -111,18 +111,25 @@ def _ranks(values: Sequence[float]) -> list[int | None]:
     return ranks
 
 
-def load_rows(session: Session, side: Side, ids: Sequence[int]) -> dict[int, Need | Result]:
+def load_rows(session: Session, side: Side, ids: Sequence[int], *,
+              matchable_only: bool = False) -> dict[int, Need | Result]:
+    """These rows with their organisations; with `matchable_only`, only open needs and
+    active results."""
     model = Need if side == "need" else Result
     if not ids:
         return {}
-    rows = session.scalars(select(model).options(selectinload(model.organisation))
-                           .where(model.id.in_(list(ids))))
+    statement = (select(model).options(selectinload(model.organisation))
+                 .where(model.id.in_(list(ids))))
+    if matchable_only:
+        statement = statement.where(model.status == ("open" if side == "need" else "active"))
+    rows = session.scalars(statement)
     return {row.id: row for row in rows}
 
 
 def match_rows(session: Session, side: Side, matches: Sequence[Match]) -> list[MatchRow]:
-    """Join matches with their rows (dropping any deleted since it was indexed)."""
-    rows = load_rows(session, side, [m.id for m in matches])
+    """Join matches with their rows, dropping any deleted, closed or withdrawn since it was
+    indexed: the database has the last word, even before this worker's indexes catch up."""
+    rows = load_rows(session, side, [m.id for m in matches], matchable_only=True)
     kept = [m for m in matches if m.id in rows]
     dense = [m.explanation.dense_score if m.explanation else math.nan for m in kept]
     lexical = [m.explanation.lexical_score if m.explanation else math.nan for m in kept]
