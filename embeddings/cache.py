@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,6 +27,8 @@ CREATE TABLE IF NOT EXISTS embedding (
 ) WITHOUT ROWID
 """
 
+_SETUP_WAIT_S = 30.0
+
 # SQLite caps the number of bound parameters per statement; look up in slices below it.
 _LOOKUP_SLICE = 500
 
@@ -42,9 +45,24 @@ class EmbeddingCache:
         self._conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
         self._lock = threading.Lock()
         with self._lock:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute(_SCHEMA)
-            self._conn.commit()
+            self._set_up()
+
+    def _set_up(self) -> None:
+        # Switching to WAL needs a moment alone with the file, and SQLite reports a clash as
+        # "database is locked" at once, without waiting: two workers starting together on a
+        # new cache meet here, so retry for a while.
+        deadline = time.monotonic() + _SETUP_WAIT_S
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute(_SCHEMA)
+                self._conn.commit()
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                self._conn.rollback()
+                time.sleep(0.05)
 
     def get_many(self, model: str, role: str, keys: Sequence[bytes], dimension: int, *,
                  rows: bool = False) -> dict[bytes, np.ndarray]:

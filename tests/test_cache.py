@@ -78,3 +78,24 @@ def test_document_windows_are_cached_too(tmp_path):
     second = again.encode_document_windows(["光伏", "锂电池正极材料包覆"])
     assert calls == [["锂电池正极材料包覆", "光伏"]]
     np.testing.assert_array_equal(second[1], first[0])
+
+
+def test_many_processes_can_open_a_new_cache_at_once(tmp_path):
+    """Workers starting together all set up the same new cache file (WAL switch + schema).
+    In CI two gunicorn workers once met there and one failed with "database is locked";
+    the set-up now retries. (This does not reproduce that timing every time.)"""
+    import subprocess
+    import sys
+    import time
+
+    # Every process waits for the same moment, so they really meet at the set-up.
+    script = ("import sys, time; from embeddings.cache import EmbeddingCache; "
+              "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); "
+              "EmbeddingCache(sys.argv[1]).close()")
+    path = tmp_path / "shared.sqlite"
+    start = str(time.time() + 3)
+    processes = [subprocess.Popen([sys.executable, "-c", script, str(path), start],
+                                  stderr=subprocess.PIPE) for _ in range(8)]
+    errors = [p.communicate(timeout=60)[1] for p in processes]
+    assert [p.returncode for p in processes] == [0] * 8, errors
+
