@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import click
@@ -36,6 +36,8 @@ from embeddings.loader import load_encoder
 from matcher.filters import Filters
 from matcher.indexing import IndexStore, SyncReport
 from matcher.types import SIDES, Item, Match, Side
+from web.database import get_db
+from web.records import FieldErrors
 
 logger = logging.getLogger(__name__)
 
@@ -222,6 +224,21 @@ class MatchService:
 
 
 _build_lock = threading.Lock()
+
+
+def save_and_index(side: Side, write: Callable[[Session], Need | Result]
+                   ) -> tuple[Need | Result | None, dict[str, str]]:
+    """Run `write` in this request's session and commit; then make the row matchable at once.
+    On `FieldErrors` nothing is saved and the field messages come back instead."""
+    db = get_db()
+    try:
+        row = write(db)
+        db.commit()
+    except FieldErrors as bad:
+        db.rollback()
+        return None, bad.errors
+    service().changed(db, side, [row.id])
+    return row, {}
 
 
 def service() -> MatchService:

@@ -8,12 +8,13 @@ from urllib.parse import parse_qsl
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from corpora.models import MatchFeedback, Need, User
 from web import permissions
 from web.auth import role_required
 from web.database import get_db
-from web.matching import service
+from web.matching import save_and_index, service
 from web.matchview import FILTER_PARAMS, BadFilter, filters_from, match_rows
 from web.records import (
     NEED_FIELDS,
@@ -70,15 +71,8 @@ def new() -> Any:
     errors: dict[str, str] = {}
     values = _form_values() if request.method == "POST" else {}
     if request.method == "POST":
-        db = get_db()
-        try:
-            need = create_need(db, _me(), values)
-            db.commit()
-        except FieldErrors as bad:
-            db.rollback()
-            errors = bad.errors
-        else:
-            service().changed(db, "need", [need.id])
+        need, errors = save_and_index("need", lambda db: create_need(db, _me(), values))
+        if need is not None:
             flash("需求已发布，匹配结果如下")
             return redirect(url_for("needs.detail", need_id=need.id))
     return render_template("needs/form.html", need=None, values=values, errors=errors), \
@@ -92,15 +86,13 @@ def edit(need_id: int) -> Any:
     errors: dict[str, str] = {}
     if request.method == "POST":
         values = _form_values()
-        db = get_db()
-        try:
+
+        def write(db: Session) -> Need:
             update_need(db, _me(), need, values)
-            db.commit()
-        except FieldErrors as bad:
-            db.rollback()
-            errors = bad.errors
-        else:
-            service().changed(db, "need", [need.id])
+            return need
+
+        saved, errors = save_and_index("need", write)
+        if saved is not None:
             flash("需求已保存")
             return redirect(url_for("needs.detail", need_id=need.id))
     else:

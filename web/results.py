@@ -10,7 +10,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from corpora.importer import ImportProblem, RowsRejected, import_file
 from corpora.models import MatchFeedback, Organisation, Result, User
@@ -19,7 +19,7 @@ from web import permissions
 from web.audit import record
 from web.auth import role_required
 from web.database import get_db
-from web.matching import service
+from web.matching import save_and_index, service
 from web.matchview import BadFilter, filters_from, match_rows
 from web.records import RESULT_FIELDS, FieldErrors, create_result, set_result_status, update_result
 from web.templating import plain_number
@@ -90,15 +90,8 @@ def new() -> Any:
     errors: dict[str, str] = {}
     values = _form_values() if request.method == "POST" else {}
     if request.method == "POST":
-        db = get_db()
-        try:
-            result = create_result(db, _me(), values)
-            db.commit()
-        except FieldErrors as bad:
-            db.rollback()
-            errors = bad.errors
-        else:
-            service().changed(db, "result", [result.id])
+        result, errors = save_and_index("result", lambda db: create_result(db, _me(), values))
+        if result is not None:
             flash("成果已登记，可被匹配")
             return redirect(url_for("results.detail", result_id=result.id))
     return render_template("results/form.html", result=None, values=values, errors=errors), \
@@ -112,15 +105,13 @@ def edit(result_id: int) -> Any:
     errors: dict[str, str] = {}
     if request.method == "POST":
         values = _form_values()
-        db = get_db()
-        try:
+
+        def write(db: Session) -> Result:
             update_result(db, _me(), result, values)
-            db.commit()
-        except FieldErrors as bad:
-            db.rollback()
-            errors = bad.errors
-        else:
-            service().changed(db, "result", [result.id])
+            return result
+
+        saved, errors = save_and_index("result", write)
+        if saved is not None:
             flash("成果已保存")
             return redirect(url_for("results.detail", result_id=result.id))
     else:
