@@ -17,6 +17,8 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
+from web.templating import plain_number
+
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 Cell = str | int | float | None
@@ -27,17 +29,11 @@ def sheet_text(value: str) -> str:
     return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
-def _number_text(value: float) -> str:
-    if value == int(value):
-        return str(int(value))
-    return f"{value:.6f}".rstrip("0").rstrip(".")
-
-
 def _csv_cell(cell: Cell) -> str:
     if cell is None:
         return ""
     if isinstance(cell, float):
-        return _number_text(cell)
+        return plain_number(cell)
     if isinstance(cell, int):
         return str(cell)
     return sheet_text(cell)
