@@ -71,6 +71,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from corpora.db import alembic_config
 from corpora.models import Base
+from matcher.lexical import LexicalIndex
 from matcher.types import SIDES
 
 FORMAT = "g60-backup"
@@ -89,7 +90,7 @@ INDEX_RETRY_SECONDS = 0.2
 INDEX_HASHES = "hashes.json"
 SIDECAR = "index.json"
 VECTOR_FOLDERS = ("vectors", "windows")
-LEXICAL = "lexical/tokens.jsonl"
+LEXICAL = "lexical"
 CHUNK = 1024 * 1024
 
 TableCallback = Callable[[str, int], None]
@@ -330,7 +331,8 @@ def _copy_index_side(source: Path, target: Path) -> str | None:
                                            target / folder / data_name)
                 if digest != sidecar["sha256"]:
                     raise _Moving
-            digest, _size = _copy_file(source / LEXICAL, target / LEXICAL)
+            words = LexicalIndex.data_path(source / LEXICAL)
+            digest, _size = _copy_file(words, target / LEXICAL / words.name)
             if digest != files.get("lexical"):
                 raise _Moving
             return None

@@ -1,7 +1,7 @@
 """Keep the on-disk indexes in step with the database, the source of truth.
 
 Each side has a folder under `<home>/indexes/<side>/` holding the vector index, the BM25
-token lists and `hashes.json`: the content hash of every item as it was indexed. Comparing
+postings and `hashes.json`: the content hash of every item as it was indexed. Comparing
 those with the database's hashes tells exactly what to add, re-embed or drop, so a restart,
 an import or an edit only ever touches the items that changed.
 
@@ -12,6 +12,11 @@ whole save of all sides' files runs under one exclusive `flock` on `indexes/.wri
 shared. `hashes.json`, written last, also records the checksum of each file it describes: a
 process killed half-way through a save leaves files that disagree with it, and `load` refuses
 that side (the next sync rebuilds it) instead of trusting vectors of another generation.
+
+Saving is a snapshot (a copy of each index, taken while nothing edits them) and a write that
+needs no other lock than the folder's, so the site can save in the background while it
+serves; `hashes.json` records the change-log id the snapshot reflects, and an older snapshot
+never replaces a newer save.
 """
 
 from __future__ import annotations
@@ -29,15 +34,14 @@ from sqlalchemy.orm import Session
 
 from corpora.items import content_hashes, load_items
 from embeddings.base import Encoder
-from matcher.lexical import LexicalIndex
+from matcher.lexical import LexicalIndex, PackedWords, save_packed
 from matcher.retriever import Collection, Matcher
 from matcher.types import SIDES, Side
 from matcher.vector_common import TEMP_PREFIX, IndexFileError, sha256_of, write_atomically
-from matcher.vector_index import open_index
+from matcher.vector_index import VectorIndex, open_index
 
 HASHES_FILE = "hashes.json"
 LOCK_FILE = ".write.lock"  # in <home>/indexes/
-LEXICAL_FILE = "tokens.jsonl"  # what LexicalIndex.save writes in lexical/
 # How vectors are laid out on disk; an index saved under another layout is rebuilt.
 # 2: first window in `vectors/`, further windows of long texts in `windows/`.
 LAYOUT = 2
@@ -66,6 +70,30 @@ class SyncReport:
 
 def _side_dir(home: Path, side: Side) -> Path:
     return home / "indexes" / side
+
+
+def _saved_change_id(folder: Path) -> int:
+    """The change-log id the side's saved files reflect; -1 if they are missing or unreadable
+    (anything is newer than that)."""
+    try:
+        return int(json.loads((folder / HASHES_FILE).read_text(encoding="utf-8"))["change_id"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return -1
+
+
+@dataclass(frozen=True)
+class SideSnapshot:
+    """One side as it was at change-log id `change_id`: every change committed up to that id
+    is in it. Saves compare this id with the one in hashes.json, so a slow writer never
+    replaces a newer save with an older state. (Whatever the files hold, a start-up sync
+    compares them with the database, so a stale save costs time, never correctness.)"""
+
+    side: Side
+    change_id: int
+    vectors: VectorIndex
+    windows: VectorIndex
+    lexical: PackedWords
+    hashes: dict[int, str]
 
 
 def _write_json_atomically(path: Path, payload: object) -> None:
@@ -153,7 +181,7 @@ class IndexStore:
             files = hashes.get("files")
             if files is not None and files != {
                     "vectors": vectors.meta.get("sha256"), "windows": windows.meta.get("sha256"),
-                    "lexical": sha256_of(folder / "lexical" / LEXICAL_FILE)}:
+                    "lexical": sha256_of(LexicalIndex.data_path(folder / "lexical"))}:
                 return "索引文件与 hashes.json 不是同一次保存（保存中断）"
             items = {int(k): str(v) for k, v in hashes["items"].items()}
         except FileNotFoundError as error:
@@ -172,9 +200,14 @@ class IndexStore:
         self._indexed_hashes[side] = items
         return ""
 
-    def sync(self, session: Session, *, progress: bool = False) -> list[SyncReport]:
+    def sync(self, session: Session, *, progress: bool = False, change_id: int = 0
+             ) -> list[SyncReport]:
+        """Repair every side against the database and save what changed. `change_id`: the
+        newest change-log id committed before `session` read the rows (recorded with the
+        files)."""
         with self.writing():
-            return [self.sync_side(session, side, progress=progress) for side in SIDES]
+            return [self.sync_side(session, side, progress=progress, change_id=change_id)
+                    for side in SIDES]
 
     def _consistent(self, side: Side) -> bool:
         """Do the vector, window and BM25 indexes hold exactly the items hashes.json names?"""
@@ -183,11 +216,13 @@ class IndexStore:
         return (stored_ids == set(self._indexed_hashes[side]) == set(coll.lexical.ids().tolist())
                 and set(coll.extra_windows) <= stored_ids)
 
-    def sync_side(self, session: Session, side: Side, *, progress: bool = False) -> SyncReport:
+    def sync_side(self, session: Session, side: Side, *, progress: bool = False,
+                  change_id: int = 0) -> SyncReport:
         with self.writing():
-            return self._sync_side(session, side, progress=progress)
+            return self._sync_side(session, side, progress=progress, change_id=change_id)
 
-    def _sync_side(self, session: Session, side: Side, *, progress: bool) -> SyncReport:
+    def _sync_side(self, session: Session, side: Side, *, progress: bool,
+                   change_id: int) -> SyncReport:
         coll = self.matcher.collections[side]
         wanted = content_hashes(session, side)
         items = load_items(session, side)
@@ -217,9 +252,9 @@ class IndexStore:
             fresh_set = set(fresh)
             self.matcher.index_items([i for i in items if i.id in fresh_set], progress=progress)
         self._indexed_hashes[side] = dict(wanted)
-        if gone or fresh or rebuilt or problem \
+        if gone or fresh or rebuilt or problem or side in self._unsaved \
                 or not (_side_dir(self.home, side) / HASHES_FILE).exists():
-            self.save_side(side)
+            self.save_side(side, change_id=change_id)
         return SyncReport(side, added, len(fresh) - added, len(gone), len(wanted),
                           rebuilt or bool(problem), problem)
 
@@ -239,35 +274,57 @@ class IndexStore:
                                       bool(problem), problem))
         return reports
 
-    def save_side(self, side: Side) -> None:
-        self._save_side(side)
-        self._unsaved.discard(side)
+    def save_side(self, side: Side, *, change_id: int = 0) -> None:
+        """Save one side now, whatever the files on disk hold."""
+        self.write_snapshot(self.snapshot(side, change_id), force=True)
 
-    def _save_side(self, side: Side) -> None:
-        with self.writing():
-            folder = _side_dir(self.home, side)
-            folder.mkdir(parents=True, exist_ok=True)
-            coll: Collection = self.matcher.collections[side]
-            coll.vectors.save(folder / "vectors", model=self.encoder.name)
-            coll.windows.save(folder / "windows", model=self.encoder.name)
-            coll.lexical.save(folder / "lexical")
-            # Written last: the hashes name what the files above hold, and which files.
-            _write_json_atomically(
-                folder / HASHES_FILE,
-                {"model": self.encoder.name, "layout": LAYOUT,
-                 "files": {"vectors": coll.vectors.meta["sha256"],
-                           "windows": coll.windows.meta["sha256"],
-                           "lexical": sha256_of(folder / "lexical" / LEXICAL_FILE)},
-                 "items": {str(k): v for k, v in self._indexed_hashes[side].items()}},
-            )
+    def unsaved(self) -> set[Side]:
+        """Sides whose in-memory index differs from the files this store last saved."""
+        return set(self._unsaved)
+
+    def snapshot(self, side: Side, change_id: int) -> SideSnapshot:
+        """A copy of one side to save later, from another thread. Take it while nothing edits
+        the matcher (the service's lock); it counts as saved unless writing it fails."""
+        coll: Collection = self.matcher.collections[side]
+        self._unsaved.discard(side)
+        return SideSnapshot(side, change_id, coll.vectors.copy(), coll.windows.copy(),
+                            coll.lexical.packed(), dict(self._indexed_hashes[side]))
+
+    def write_snapshot(self, snap: SideSnapshot, *, force: bool = False) -> bool:
+        """Write a snapshot's files, hashes.json last. Unless `force`, a snapshot no newer
+        than the files on disk (another process saved a later state) is skipped. Returns
+        whether it wrote; on failure the side counts as unsaved again."""
+        try:
+            with self.writing():
+                folder = _side_dir(self.home, snap.side)
+                if not force and snap.change_id <= _saved_change_id(folder):
+                    return False
+                folder.mkdir(parents=True, exist_ok=True)
+                snap.vectors.save(folder / "vectors", model=self.encoder.name)
+                snap.windows.save(folder / "windows", model=self.encoder.name)
+                save_packed(snap.lexical, folder / "lexical")
+                # Written last: the hashes name what the files above hold, and which files.
+                _write_json_atomically(
+                    folder / HASHES_FILE,
+                    {"model": self.encoder.name, "layout": LAYOUT, "change_id": snap.change_id,
+                     "files": {"vectors": snap.vectors.meta["sha256"],
+                               "windows": snap.windows.meta["sha256"],
+                               "lexical": sha256_of(LexicalIndex.data_path(folder / "lexical"))},
+                     "items": {str(k): v for k, v in snap.hashes.items()}},
+                )
+                return True
+        except BaseException:
+            self._unsaved.add(snap.side)
+            raise
 
     def items_changed(self, session: Session, side: Side, ids: Iterable[int], *,
-                      save: bool = True) -> int:
+                      save: bool = True, change_id: int = 0) -> int:
         """Apply saved edits at once: (re)index these ids, or drop them if no longer matchable.
 
         Items whose text is indexed already at the database's hash are not re-embedded (their
         facets are still refreshed), so applying the same change twice costs a query. Returns
-        how many items were re-indexed or dropped; saves the side's files when `save`."""
+        how many items were re-indexed or dropped; saves the side's files when `save`
+        (recording `change_id`, as `sync` does)."""
         ids = sorted({int(i) for i in ids})
         hashes = content_hashes(session, side, ids)
         # Both reads must agree (a row may change between them): the log names it again then.
@@ -289,7 +346,7 @@ class IndexStore:
         if dropped or fresh:
             self._unsaved.add(side)
         if save and side in self._unsaved:  # a facet-only edit changes nothing on disk
-            self.save_side(side)
+            self.save_side(side, change_id=change_id)
         return len(dropped) + len(fresh)
 
 

@@ -23,6 +23,7 @@ keeps widening its probe until it returns min(k, items it may return) hits.
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 from typing import Any
@@ -420,6 +421,18 @@ class FaissIndex:
             scores[short], labels[short] = probe(short, nprobe)
             short = short[(labels[short] >= 0).sum(axis=1) < k]
         return scores, labels
+
+    def copy(self) -> FaissIndex:
+        """An independent index with the same contents and settings: a snapshot that can be
+        saved by another thread while this one changes."""
+        clone = copy.copy(self)
+        clone._index = faiss.deserialize_index(faiss.serialize_index(self._index))
+        clone._ivf = clone._index if self._ivf is not None else None
+        clone._sorted_ids = self._sorted_ids.copy()
+        clone._nprobe_by_k = dict(self._nprobe_by_k)
+        clone._calibrated_recall = dict(self._calibrated_recall)
+        clone.meta = dict(self.meta)
+        return clone
 
     # --- persistence --------------------------------------------------------------------
 

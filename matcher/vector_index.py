@@ -70,6 +70,11 @@ class VectorIndex(Protocol):
 
     def count(self) -> int: ...
 
+    def copy(self) -> VectorIndex:
+        """An independent index with the same contents (later edits of either leave the
+        other alone): what a background save writes while searches and edits go on."""
+        ...
+
     def save(self, directory: Path, *, model: str) -> None:
         """Write atomically into `directory`, with `model` recorded in the sidecar."""
         ...

@@ -93,6 +93,14 @@ class NumpyIndex:
     def count(self) -> int:
         return int(self._ids.size)
 
+    def copy(self) -> NumpyIndex:
+        """An independent index with the same contents."""
+        clone = NumpyIndex(self.dimension)
+        clone._ids, clone._vectors = self._ids.copy(), self._vectors.copy()
+        clone._row_of = dict(self._row_of)
+        clone._built_at, clone.meta = self._built_at, dict(self.meta)
+        return clone
+
     def save(self, directory: Path, *, model: str) -> None:
         if not model:
             raise ValueError("save needs the name of the model that made the vectors")

@@ -257,8 +257,8 @@ def test_damaged_index_files_are_reported_then_repaired_at_the_next_start(
     if damage == "delete-sidecar":
         (side / "vectors" / "index.json").unlink()
     elif damage == "truncate-tokens":
-        tokens = side / "lexical" / "tokens.jsonl"
-        tokens.write_bytes(tokens.read_bytes()[:60])
+        words = side / "lexical" / "postings.npz"
+        words.write_bytes(words.read_bytes()[:60])
     elif damage == "garbage-hashes":
         (side / "hashes.json").write_text("{not json", encoding="utf-8")
     elif damage == "delete-side":

@@ -1,6 +1,12 @@
+import json
+import math
+import random
+from collections import Counter
+
 import numpy as np
 import pytest
 
+from matcher import lexical
 from matcher.lexical import LexicalIndex
 from matcher.tokenize import explanation_terms, tokenize
 
@@ -75,11 +81,109 @@ def test_save_load_roundtrip(index, tmp_path):
 
 def test_truncated_file_refused(index, tmp_path):
     index.save(tmp_path)
-    path = tmp_path / "tokens.jsonl"
-    lines = path.read_text(encoding="utf-8").splitlines()
-    path.write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="truncated"):
+    path = tmp_path / lexical.DATA_FILE
+    path.write_bytes(path.read_bytes()[:-40])
+    with pytest.raises(ValueError, match="unreadable"):
         LexicalIndex.load(tmp_path)
+
+
+def test_arrays_that_disagree_are_refused(index, tmp_path):
+    index.save(tmp_path)
+    path = tmp_path / lexical.DATA_FILE
+    with np.load(path) as data:
+        arrays = dict(data)
+    arrays["tfs"] = arrays["tfs"][:-1]
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+    with pytest.raises(ValueError, match="disagree"):
+        LexicalIndex.load(tmp_path)
+
+
+def test_legacy_word_lists_load_and_are_replaced_on_save(index, tmp_path):
+    with open(tmp_path / "tokens.jsonl", "w", encoding="utf-8") as fh:
+        fh.write(json.dumps({"schema": 1, "count": len(DOCS)}) + "\n")
+        for doc_id, text in DOCS.items():
+            fh.write(json.dumps([doc_id, tokenize(text)], ensure_ascii=False) + "\n")
+    legacy = LexicalIndex.load(tmp_path)
+    assert LexicalIndex.data_path(tmp_path).name == "tokens.jsonl"
+    assert legacy.search("正极 包覆", 3) == index.search("正极 包覆", 3)
+    legacy.save(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [lexical.DATA_FILE]
+
+
+def reference_scores(docs: dict[int, str], query: str) -> dict[int, float]:
+    """Lucene BM25 straight from its formula, over every document."""
+    words = {i: Counter(tokenize(t)) for i, t in docs.items()}
+    lengths = {i: sum(c.values()) for i, c in words.items()}
+    average = sum(lengths.values()) / len(docs)
+    scores = dict.fromkeys(docs, 0.0)
+    for term in tokenize(query):
+        df = sum(1 for c in words.values() if term in c)
+        if not df:
+            continue
+        idf = math.log(1 + (len(docs) - df + 0.5) / (df + 0.5))
+        for i, c in words.items():
+            tf = c[term]
+            norm = lexical.K1 * (1 - lexical.B + lexical.B * lengths[i] / average)
+            scores[i] += idf * tf / (tf + norm)
+    return scores
+
+
+QUERIES = ["锂离子电池正极材料", "电池 电池 检测", "cathode battery coating", "光伏清洗机器人控制",
+           "完全无关"]
+
+
+def assert_scores_equal(idx: LexicalIndex, docs: dict[int, str]) -> None:
+    assert sorted(idx.ids().tolist()) == sorted(docs)
+    for query in QUERIES:
+        ids, scores = idx.score_all(query)
+        expected = reference_scores(docs, query) if docs else {}
+        assert dict(zip(ids.tolist(), scores.tolist(), strict=True)) == pytest.approx(
+            expected, rel=1e-5, abs=1e-6), query
+
+
+def test_scores_follow_the_bm25_formula(index):
+    assert_scores_equal(index, DOCS)
+
+
+WORDS = ("锂离子 电池 正极 材料 包覆 光伏 组件 清洗 机器人 控制 视觉 缺陷 检测 深度学习 "
+         "battery cathode coating robot vision").split()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_edits_give_the_scores_of_a_fresh_build(monkeypatch, seed):
+    # Small thresholds so the sequence packs the tail and drops dead rows several times.
+    monkeypatch.setattr(lexical, "MIN_REPACK_ROWS", 3)
+    rng = random.Random(seed)
+    docs: dict[int, str] = {}
+    idx = LexicalIndex()
+    for step in range(120):
+        doc_id = rng.randrange(25)
+        if rng.random() < 0.3:
+            assert idx.remove([doc_id]) == (1 if doc_id in docs else 0)
+            docs.pop(doc_id, None)
+        else:
+            docs[doc_id] = " ".join(rng.choices(WORDS, k=rng.randint(0, 12)))
+            idx.add([(doc_id, docs[doc_id])])
+        if step % 20 == 19:
+            assert_scores_equal(idx, docs)
+            fresh = LexicalIndex()
+            fresh.build(docs.items())
+            for word in WORDS[:5]:
+                assert idx.idf(word) == pytest.approx(fresh.idf(word))
+    assert_scores_equal(idx, docs)
+
+
+def test_save_load_and_copy_keep_tail_and_deletions(index, tmp_path):
+    index.add([(2, "光伏 组件 清洗"), (5, "电池 包覆 正极")])
+    index.remove([3])
+    docs = {1: DOCS[1], 2: "光伏 组件 清洗", 4: DOCS[4], 5: "电池 包覆 正极"}
+    copy = index.copy()
+    index.save(tmp_path)
+    index.add([(6, "机器人")])  # neither the copy nor the saved files see later edits
+    assert 6 not in copy
+    assert_scores_equal(copy, docs)
+    assert_scores_equal(LexicalIndex.load(tmp_path), docs)
 
 
 def test_idf_prefers_rare_terms(index):

@@ -376,6 +376,26 @@ def test_save_load_round_trip_gives_identical_results(backend: str, tmp_path: Pa
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_copy_is_independent_and_saves_like_the_original(backend: str, tmp_path: Path) -> None:
+    index = built(backend)
+    index.remove(IDS[:10])
+    before = index.search(QUERIES, 10)
+    clone = index.copy()
+    assert type(clone) is type(index) and clone.count() == index.count()
+    assert clone.search(QUERIES, 10) == before
+    # Edits of either side leave the other alone.
+    index.add(np.array([3]), QUERIES[:1])
+    index.remove(IDS[10:20])
+    clone.remove(IDS[30:31])
+    assert int(IDS[10]) in clone.ids().tolist() and 3 not in clone.ids().tolist()
+    assert int(IDS[30]) in index.ids().tolist()
+    clone.save(tmp_path, model="m")
+    loaded = open_index(tmp_path)
+    assert loaded.count() == clone.count()
+    assert loaded.search(QUERIES, 10) == clone.search(QUERIES, 10)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_sidecar_contents(backend: str, tmp_path: Path) -> None:
     index = built(backend)
     index.save(tmp_path, model="bge-small-zh")

@@ -109,7 +109,9 @@ def import_command(path: Path, side: str, organisation: str | None, keep_valid: 
             raise click.ClickException(str(problem)) from None
         session.commit()
         click.echo(report.summary())
-        service().changed(session, side, report.changed_ids)  # type: ignore[arg-type]
+        svc = service()
+        svc.changed(session, side, report.changed_ids)  # type: ignore[arg-type]
+        svc.flush()  # this process ends now: write the index files before it does
 
 
 def init_app(app: Flask) -> None:

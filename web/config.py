@@ -53,6 +53,8 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         # Matches counted as "answers well": a result in an open need's top K.
         "COVERAGE_TOP_K": 10,
         "SYNC_INDEX_ON_START": True,
+        # Seconds between the first unsaved edit and the background save of the index files.
+        "INDEX_SAVE_SECONDS": float(os.environ.get("INDEX_SAVE_SECONDS", "30")),
     }
     config.update(overrides)
     config["MATCHER_HOME"] = Path(config["MATCHER_HOME"])

@@ -13,13 +13,20 @@ last one it applied (at most every `INDEX_POLL_SECONDS`, default 0.2 s), so anot
 edit is matchable here within that. `changed()` does the same under the index folder's write
 lock before it saves, so the last save on disk is always the newest state. At start-up old log
 rows (over a day) are pruned; a service idle longer than half that re-syncs in full.
+
+Edits do not wait for the index files: the service saves the changed sides in the background
+`INDEX_SAVE_SECONDS` (default 30 s) after the first unsaved edit, from a snapshot, and at exit
+(`flush`). The files are only what a restarting process loads first; its start-up sync with
+the database re-indexes whatever edits a killed process had not saved, so nothing is lost.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -59,11 +66,14 @@ class Coverage:
 
 class MatchService:
     def __init__(self, store: IndexStore, sessions: sessionmaker[Session],
-                 coverage_top_k: int = 10, poll_seconds: float = 0.2) -> None:
+                 coverage_top_k: int = 10, poll_seconds: float = 0.2,
+                 save_seconds: float = 30.0) -> None:
         self.store = store
         self.sessions = sessions
         self.coverage_top_k = coverage_top_k
         self.poll_seconds = poll_seconds
+        self.save_seconds = save_seconds
+        self._save_timer: threading.Timer | None = None
         self._lock = threading.RLock()
         self._version = 0
         self._needs_sync = False
@@ -94,7 +104,7 @@ class MatchService:
         with self._lock, self.store.writing(), self.sessions() as session:
             # Read before the rows: whatever commits after is in the log past this id.
             latest = latest_change_id(session)
-            reports = self.store.sync(session, progress=progress)
+            reports = self.store.sync(session, progress=progress, change_id=latest)
             self.applied_change = latest
             self._polled_at = time.monotonic()
             self._needs_sync = False
@@ -149,15 +159,47 @@ class MatchService:
         ids = list(ids)
         with self._lock:
             try:
-                # Under the folder's write lock: catching up first makes what this saves at
-                # least as new as any save before it, whichever process made that one.
-                with self.store.writing():
-                    self.catch_up(force=True)
-                    self.store.items_changed(session, side, ids)
+                # Catching up first applies this edit's own log row too, so `applied_change`
+                # covers everything the indexes now hold when a snapshot records it.
+                self.catch_up(force=True)
+                self.store.items_changed(session, side, ids, save=False)
             except Exception:
                 logger.exception("indexing %s %s failed; a full sync will follow", side, ids)
                 self._needs_sync = True
             self._version += 1
+            if self.store.unsaved():
+                self._schedule_save()
+
+    def _schedule_save(self) -> None:
+        """Save soon (now when `save_seconds` is 0); called under the lock."""
+        if self.save_seconds <= 0:
+            self.flush()
+        elif self._save_timer is None:
+            self._save_timer = threading.Timer(self.save_seconds, self._save_in_background)
+            self._save_timer.daemon = True
+            self._save_timer.start()
+
+    def _save_in_background(self) -> None:
+        try:
+            self.flush()
+        except Exception:
+            logger.exception("saving the indexes failed; trying again later")
+            with self._lock:
+                self._schedule_save()
+
+    def flush(self) -> None:
+        """Write every side edited since its last save. Only the snapshot is taken under the
+        lock; writing (hundreds of MB at 100,000 items) lets searches and edits go on."""
+        with self._lock:
+            if self._save_timer is not None:
+                self._save_timer.cancel()
+                self._save_timer = None
+            if self._needs_sync:
+                return  # the indexes are known to be off; the sync that follows saves
+            snapshots = [self.store.snapshot(side, self.applied_change)
+                         for side in SIDES if side in self.store.unsaved()]
+        for snapshot in snapshots:
+            self.store.write_snapshot(snapshot)
 
     def item(self, side: Side, item_id: int) -> Item | None:
         with self._lock:
@@ -261,9 +303,26 @@ def build_service(app: Flask, *, load: bool = True) -> MatchService:
     store = IndexStore(home, cached)
     if load:
         store.load()
-    return MatchService(store, app.extensions["matcher.sessions"],
-                        app.config.get("COVERAGE_TOP_K", 10),
-                        float(app.config.get("INDEX_POLL_SECONDS", 0.2)))
+    svc = MatchService(store, app.extensions["matcher.sessions"],
+                       app.config.get("COVERAGE_TOP_K", 10),
+                       float(app.config.get("INDEX_POLL_SECONDS", 0.2)),
+                       float(app.config.get("INDEX_SAVE_SECONDS", 30.0)))
+    _running.add(svc)
+    return svc
+
+
+# Services with edits not yet saved write them when the process exits normally.
+_running: weakref.WeakSet[MatchService] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    for svc in list(_running):
+        if svc.store.unsaved():
+            try:
+                svc.flush()
+            except Exception:  # the next start-up sync repairs from the database
+                logger.exception("saving the indexes at exit failed")
 
 
 def _print_reports(reports: Iterable[SyncReport]) -> None:
