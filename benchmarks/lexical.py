@@ -19,7 +19,7 @@ import resource
 import statistics
 import sys
 import time
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +33,7 @@ SETS = ("patent-keywords", "csl-keywords")
 BATCH_MARK = " 批次"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _base_words(text: str) -> tuple[str, ...]:
     return tuple(tokenize(text))
 

@@ -224,6 +224,11 @@ class LexicalIndex:
     def __contains__(self, doc_id: int) -> bool:
         return int(doc_id) in self._row_of
 
+    def words(self, doc_id: int) -> list[str]:
+        """The distinct words of an indexed document (KeyError if it is not indexed)."""
+        term_ids, _ = self._words_of(self._row_of[int(doc_id)])
+        return [self._terms[t] for t in term_ids.tolist()]
+
     def idf(self, term: str) -> float:
         """BM25's idf of a term (the one Lucene uses); unseen terms count as found once."""
         total = max(self.count(), 1)

@@ -343,7 +343,9 @@ class Matcher:
             matches.append(Match(i, fused, Explanation(
                 dense_score=dense,
                 lexical_score=lexical,
-                shared_terms=shared_terms(text, item.full_text, coll.lexical.idf),
+                shared_terms=shared_terms(
+                    text, item.full_text, coll.lexical.idf,
+                    doc_words=coll.lexical.words(i) if i in coll.lexical else None),
                 facets_agreed=agreed_facets(query_facets, item),
             )))
         return matches

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+from collections.abc import Iterable
 from functools import lru_cache
 
 import jieba
@@ -50,19 +51,18 @@ def _words(text: str) -> tuple[str, ...]:
 
 
 def explanation_terms(text: str) -> set[str]:
-    """Terms that can explain a match: content words, not stopwords or single characters.
+    """Terms that can explain a match: content words, not stopwords or single characters."""
+    return content_terms(_words(text))
+
+
+def content_terms(words: Iterable[str]) -> set[str]:
+    """The words of `words` that can explain a match.
 
     A single CJK character (e.g. 铁) is too ambiguous to show as a reason; a Latin token needs
     two letters or more so units and list markers (a, b, 1) stay out.
     """
-    terms = set()
-    for word in _words(text):
-        if word in EXPLANATION_STOPWORDS or word.isdigit():
-            continue
-        if len(word) < 2:
-            continue
-        terms.add(word)
-    return terms
+    return {word for word in words
+            if len(word) >= 2 and word not in EXPLANATION_STOPWORDS and not word.isdigit()}
 
 
 def has_cjk(text: str) -> bool:

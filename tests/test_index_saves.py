@@ -121,3 +121,24 @@ def test_a_failed_background_save_is_retried(new_site, monkeypatch):
         assert time.monotonic() < deadline, "the failed save was not retried"
         time.sleep(0.05)
     assert failures == [home / "indexes" / "need" / "lexical"] and store.unsaved() == set()
+
+
+def test_coverage_follows_edits_at_most_every_max_age(new_site):
+    site = new_site(COVERAGE_MAX_AGE_SECONDS=3600)
+    with site.app.app_context():
+        svc = service()
+        first = svc.coverage()
+        assert svc.coverage() is first  # nothing changed: computed once
+        need_id = post_need(site, "机器人视觉定位误差补偿")
+        # Changed since, but younger than the maximum age: the same figures are served.
+        assert svc.coverage() is first
+        assert all(need_id not in needs for needs in first.needs_of.values())
+        svc.coverage_max_age = 0
+        # Old enough now: still served at once, while new figures are computed behind it.
+        assert svc.coverage() is first
+        deadline = time.monotonic() + 10
+        while (fresh := svc.coverage()) is first:
+            assert time.monotonic() < deadline, "the coverage was not recomputed"
+            time.sleep(0.02)
+        assert any(need_id in needs for needs in fresh.needs_of.values())
+        assert svc.coverage() is fresh  # and cached again until the next edit

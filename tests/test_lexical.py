@@ -194,3 +194,17 @@ def test_explanation_terms_skip_stopwords_and_single_chars():
     terms = explanation_terms("本发明公开了一种锂离子电池的制备方法")
     assert {"锂离子", "电池", "制备"} <= terms
     assert "方法" not in terms and "的" not in terms and "本发明" not in terms
+
+
+def test_words_give_the_explanation_terms_of_the_text(index):
+    from matcher.explain import shared_terms
+
+    index.add([(2, "基于深度学习的工业视觉缺陷检测系统，检测精度高")])  # a tail row too
+    texts = {**DOCS, 2: "基于深度学习的工业视觉缺陷检测系统，检测精度高"}
+    for doc_id, text in texts.items():
+        assert sorted(index.words(doc_id)) == sorted(set(tokenize(text)))
+        query = "锂电池正极材料包覆 视觉检测 battery"
+        assert shared_terms(query, text, index.idf, doc_words=index.words(doc_id)) == \
+            shared_terms(query, text, index.idf)
+    with pytest.raises(KeyError):
+        index.words(99)

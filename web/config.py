@@ -52,6 +52,8 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
         # Matches counted as "answers well": a result in an open need's top K.
         "COVERAGE_TOP_K": 10,
+        # After an edit the coverage is recomputed, but at most this often (seconds).
+        "COVERAGE_MAX_AGE_SECONDS": float(os.environ.get("COVERAGE_MAX_AGE_SECONDS", "30")),
         "SYNC_INDEX_ON_START": True,
         # Seconds between the first unsaved edit and the background save of the index files.
         "INDEX_SAVE_SECONDS": float(os.environ.get("INDEX_SAVE_SECONDS", "30")),

@@ -41,7 +41,7 @@ from corpora.models import Need, Result
 from embeddings.cache import CachedEncoder, EmbeddingCache
 from embeddings.loader import load_encoder
 from matcher.filters import Filters
-from matcher.indexing import IndexStore, SyncReport
+from matcher.indexing import IndexStore, SyncReport, release_free_memory
 from matcher.types import SIDES, Item, Match, Side
 from web.database import get_db
 from web.records import FieldErrors
@@ -64,20 +64,33 @@ class Coverage:
         return len(self.needs_of.get(result_id, {}))
 
 
+@dataclass(frozen=True)
+class _CachedCoverage:
+    version: int  # the service's index version it was computed at
+    computed_at: float  # time.monotonic()
+    coverage: Coverage
+
+
+# Needs searched per hold of the service lock while computing the coverage.
+COVERAGE_NEEDS_PER_LOCK = 8
+
+
 class MatchService:
     def __init__(self, store: IndexStore, sessions: sessionmaker[Session],
                  coverage_top_k: int = 10, poll_seconds: float = 0.2,
-                 save_seconds: float = 30.0) -> None:
+                 save_seconds: float = 30.0, coverage_max_age: float = 30.0) -> None:
         self.store = store
         self.sessions = sessions
         self.coverage_top_k = coverage_top_k
         self.poll_seconds = poll_seconds
         self.save_seconds = save_seconds
+        self.coverage_max_age = coverage_max_age
+        self._coverage_lock = threading.Lock()
         self._save_timer: threading.Timer | None = None
         self._lock = threading.RLock()
         self._version = 0
         self._needs_sync = False
-        self._coverage: tuple[int, Coverage] | None = None
+        self._coverage: _CachedCoverage | None = None
         # The newest change-log id whose change this process's indexes reflect.
         self.applied_change = 0
         self._polled_at = time.monotonic()
@@ -198,8 +211,12 @@ class MatchService:
                 return  # the indexes are known to be off; the sync that follows saves
             snapshots = [self.store.snapshot(side, self.applied_change)
                          for side in SIDES if side in self.store.unsaved()]
-        for snapshot in snapshots:
-            self.store.write_snapshot(snapshot)
+        try:
+            for snapshot in snapshots:
+                self.store.write_snapshot(snapshot)
+        finally:
+            del snapshots
+            release_free_memory()
 
     def item(self, side: Side, item_id: int) -> Item | None:
         with self._lock:
@@ -235,29 +252,62 @@ class MatchService:
                                                  query_vector=vector)
 
     def coverage(self) -> Coverage:
-        """Computed once per index version: every open need's top K among active results."""
+        """Every open need's top K among active results.
+
+        It costs a search per open need (about 2 s for 130 needs at 100,000 results), so
+        after an edit the figures already computed are served while new ones are computed
+        in the background, and they are recomputed at most every `coverage_max_age` seconds.
+        Only the very first call waits for them."""
         with self._lock:
             self.catch_up()
-            if self._coverage is not None and self._coverage[0] == self._version:
-                return self._coverage[1]
-            version = self._version
-            needs = list(self.store.matcher.collections["need"].items.values())
-        vectors = self.store.encoder.encode_queries([n.full_text for n in needs]) \
-            if needs else None
-        with self._lock:
+            cached = self._coverage
+        if cached is None:
+            return self.refresh_coverage()
+        if not self._coverage_fresh(cached) and not self._coverage_lock.locked():
+            threading.Thread(target=self._refresh_coverage_quietly, daemon=True,
+                             name="coverage").start()
+        return cached.coverage
+
+    def _refresh_coverage_quietly(self) -> None:
+        try:
+            self.refresh_coverage()
+        except Exception:  # the figures already served stay; the next read tries again
+            logger.exception("recomputing the coverage failed")
+
+    def refresh_coverage(self) -> Coverage:
+        """Compute the coverage now, unless it is fresh already."""
+        with self._coverage_lock:  # one computation at a time; the others reuse it
+            with self._lock:
+                cached = self._coverage
+                if cached is not None and self._coverage_fresh(cached):
+                    return cached.coverage
+                version = self._version
+                needs = list(self.store.matcher.collections["need"].items.values())
+            vectors = self.store.encoder.encode_queries([n.full_text for n in needs]) \
+                if needs else None
             needs_of: dict[int, dict[int, int]] = {}
-            if needs and self.store.matcher.collections["result"].count():
-                ranked = self.store.matcher.search_many(
-                    [n.full_text for n in needs], side="result", k=self.coverage_top_k,
-                    explain=False, query_facets=[n.facets for n in needs],
-                    query_vectors=vectors,
-                )
-                for need, matches in zip(needs, ranked, strict=True):
+            # A few needs per hold of the lock, so searches and edits are not held up for
+            # the whole computation (about 10 ms a need at 100,000 results).
+            for start in range(0, len(needs), COVERAGE_NEEDS_PER_LOCK):
+                chunk = needs[start:start + COVERAGE_NEEDS_PER_LOCK]
+                with self._lock:
+                    if not self.store.matcher.collections["result"].count():
+                        break
+                    ranked = self.store.matcher.search_many(
+                        [n.full_text for n in chunk], side="result", k=self.coverage_top_k,
+                        explain=False, query_facets=[n.facets for n in chunk],
+                        query_vectors=vectors[start:start + len(chunk)],  # type: ignore[index]
+                    )
+                for need, matches in zip(chunk, ranked, strict=True):
                     for rank, match in enumerate(matches, start=1):
                         needs_of.setdefault(match.id, {})[need.id] = rank
             coverage = Coverage(self.coverage_top_k, needs_of)
-            self._coverage = (version, coverage)
+            self._coverage = _CachedCoverage(version, time.monotonic(), coverage)
             return coverage
+
+    def _coverage_fresh(self, cached: _CachedCoverage) -> bool:
+        return (cached.version == self._version
+                or time.monotonic() - cached.computed_at < self.coverage_max_age)
 
     def items(self, side: Side) -> Sequence[Item]:
         with self._lock:
@@ -306,7 +356,8 @@ def build_service(app: Flask, *, load: bool = True) -> MatchService:
     svc = MatchService(store, app.extensions["matcher.sessions"],
                        app.config.get("COVERAGE_TOP_K", 10),
                        float(app.config.get("INDEX_POLL_SECONDS", 0.2)),
-                       float(app.config.get("INDEX_SAVE_SECONDS", 30.0)))
+                       float(app.config.get("INDEX_SAVE_SECONDS", 30.0)),
+                       float(app.config.get("COVERAGE_MAX_AGE_SECONDS", 30.0)))
     _running.add(svc)
     return svc
 
