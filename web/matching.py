@@ -72,7 +72,7 @@ class _CachedCoverage:
 
 
 # Needs searched per hold of the service lock while computing the coverage.
-COVERAGE_NEEDS_PER_LOCK = 8
+COVERAGE_NEEDS_PER_LOCK = 2
 
 
 class MatchService:
@@ -267,6 +267,11 @@ class MatchService:
             threading.Thread(target=self._refresh_coverage_quietly, daemon=True,
                              name="coverage").start()
         return cached.coverage
+
+    def warm_up(self) -> None:
+        """Start computing the coverage in the background (a first call then waits for it)."""
+        threading.Thread(target=self._refresh_coverage_quietly, daemon=True,
+                         name="coverage").start()
 
     def _refresh_coverage_quietly(self) -> None:
         try:
