@@ -25,7 +25,8 @@ POSTGRES_TEST_URL = os.environ.get(
 )
 
 
-def _postgres_schema_url() -> Iterator[str]:
+def postgres_schema_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL schema's URL (the schema is dropped afterwards)."""
     schema = f"test_{uuid.uuid4().hex[:16]}"
     admin = create_engine(POSTGRES_TEST_URL, poolclass=NullPool)
     try:
@@ -49,7 +50,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'test.sqlite'}"
     else:
-        yield from _postgres_schema_url()
+        yield from postgres_schema_url()
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ import fcntl
 import hashlib
 import json
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -28,14 +27,13 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
 import corpora.backup as backup
 from corpora.backup import MANIFEST_NAME, create_backup, tables
 from corpora.models import Need, User
-from tests.conftest import POSTGRES_TEST_URL
+from tests.conftest import postgres_schema_url
 from tests.web_support import Site
 from web import create_app
 from web.database import sessions
@@ -48,20 +46,7 @@ WRITER_TITLE = "并发写入的需求"
 # --- helpers --------------------------------------------------------------------------------
 
 
-@contextmanager
-def postgres_schema() -> Iterator[str]:
-    """A fresh, empty PostgreSQL schema (dropped afterwards), as tests/conftest.py makes."""
-    schema = f"test_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(POSTGRES_TEST_URL, poolclass=NullPool)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(POSTGRES_TEST_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+postgres_schema = contextmanager(postgres_schema_url)
 
 
 @pytest.fixture
