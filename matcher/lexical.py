@@ -277,12 +277,6 @@ class LexicalIndex:
             tfs=np.concatenate(tf_parts).astype(np.float32),
         )
 
-    def copy(self) -> LexicalIndex:
-        """An independent index with the same contents (packed)."""
-        clone = LexicalIndex()
-        clone._reset(self.packed())
-        return clone
-
     # -- scoring ------------------------------------------------------------------
     def _live_order(self) -> tuple[np.ndarray, np.ndarray]:
         """(live ids ascending, their rows)."""

@@ -174,16 +174,16 @@ def test_edits_give_the_scores_of_a_fresh_build(monkeypatch, seed):
     assert_scores_equal(idx, docs)
 
 
-def test_save_load_and_copy_keep_tail_and_deletions(index, tmp_path):
+def test_save_load_and_snapshots_keep_tail_and_deletions(index, tmp_path):
     index.add([(2, "光伏 组件 清洗"), (5, "电池 包覆 正极")])
     index.remove([3])
     docs = {1: DOCS[1], 2: "光伏 组件 清洗", 4: DOCS[4], 5: "电池 包覆 正极"}
-    copy = index.copy()
-    index.save(tmp_path)
-    index.add([(6, "机器人")])  # neither the copy nor the saved files see later edits
-    assert 6 not in copy
-    assert_scores_equal(copy, docs)
-    assert_scores_equal(LexicalIndex.load(tmp_path), docs)
+    snapshot = index.packed()  # what a background save writes
+    index.save(tmp_path / "now")
+    index.add([(6, "机器人")])  # neither the snapshot nor the saved files see later edits
+    lexical.save_packed(snapshot, tmp_path / "later")
+    for folder in ("now", "later"):
+        assert_scores_equal(LexicalIndex.load(tmp_path / folder), docs)
 
 
 def test_idf_prefers_rare_terms(index):
