@@ -142,3 +142,17 @@ def test_coverage_follows_edits_at_most_every_max_age(new_site):
             time.sleep(0.02)
         assert any(need_id in needs for needs in fresh.needs_of.values())
         assert svc.coverage() is fresh  # and cached again until the next edit
+
+
+@pytest.mark.parametrize("name", ["INDEX_SAVE_SECONDS", "COVERAGE_MAX_AGE_SECONDS"])
+def test_the_delays_come_from_the_environment_and_bad_values_are_refused(monkeypatch, name):
+    from web.config import load_config
+
+    monkeypatch.setenv(name, "2.5")
+    assert load_config({"SECRET_KEY": "k", "MATCHER_HOME": "/nonexistent"})[name] == 2.5
+    monkeypatch.delenv(name)
+    assert load_config({"SECRET_KEY": "k", "MATCHER_HOME": "/nonexistent"})[name] == 30.0
+    for bad in ("soon", "-1", "nan", "inf"):
+        monkeypatch.setenv(name, bad)
+        with pytest.raises(ValueError, match=name):
+            load_config({"SECRET_KEY": "k", "MATCHER_HOME": "/nonexistent"})

@@ -34,6 +34,20 @@ def _secret_key(home: Path) -> str:
     return key
 
 
+def _seconds(name: str, default: float) -> float:
+    """A duration from the environment: a number of seconds, zero or more."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"环境变量 {name} 应为非负秒数，而不是 {raw!r}")
+    return value
+
+
 def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     overrides = dict(overrides or {})
     home = Path(overrides.get("MATCHER_HOME") or matcher_home())
@@ -53,10 +67,10 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         # Matches counted as "answers well": a result in an open need's top K.
         "COVERAGE_TOP_K": 10,
         # After an edit the coverage is recomputed, but at most this often (seconds).
-        "COVERAGE_MAX_AGE_SECONDS": float(os.environ.get("COVERAGE_MAX_AGE_SECONDS", "30")),
+        "COVERAGE_MAX_AGE_SECONDS": _seconds("COVERAGE_MAX_AGE_SECONDS", 30.0),
         "SYNC_INDEX_ON_START": True,
         # Seconds between the first unsaved edit and the background save of the index files.
-        "INDEX_SAVE_SECONDS": float(os.environ.get("INDEX_SAVE_SECONDS", "30")),
+        "INDEX_SAVE_SECONDS": _seconds("INDEX_SAVE_SECONDS", 30.0),
     }
     config.update(overrides)
     config["MATCHER_HOME"] = Path(config["MATCHER_HOME"])
