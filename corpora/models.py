@@ -47,6 +47,25 @@ NAMING_CONVENTION = {
 }
 
 
+# Every id column is a 32-bit INTEGER (SQLite holds more, PostgreSQL does not): a larger
+# number can name no row, and handing it to PostgreSQL is an error, not a miss.
+ID_MAX = 2**31 - 1
+_ID_DIGITS = len(str(ID_MAX))
+
+
+def as_id(value: object) -> int | None:
+    """`value` as a database id (an int, or a string of ASCII digits, in 1..ID_MAX), else
+    None. Booleans, "²", "١٢" and 30-digit numbers are not ids."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not (text.isascii() and text.isdigit()) or len(text) > _ID_DIGITS:
+            return None
+        value = int(text)
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if 1 <= value <= ID_MAX else None
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from corpora.models import (
+    ID_MAX,
     NEED_STATUSES,
     RESULT_STATUSES,
     MatchFeedback,
@@ -37,12 +38,12 @@ from corpora.models import (
     Shortlist,
     ShortlistLot,
     User,
+    as_id,
 )
 from corpora.schema import encoding_problem
 from web import permissions
 from web.accounts import authenticate, issue_api_token, user_for_token
 from web.api_input import (
-    ID_MAX,
     ApiError,
     bool_arg,
     check_args,
@@ -365,15 +366,9 @@ def need_feedback(need_id: str) -> Any:
     for name in ("result_id", "relevant"):
         if body.get(name) is None:
             errors[name] = "缺少此项，必填"
-    result_id, reason = body.get("result_id"), body.get("reason")
-    # mark_match turns the id with int(): "²" or a 30-digit id would raise, not be refused.
-    if isinstance(result_id, str) and result_id.strip().isascii() and result_id.strip().isdigit():
-        result_id = int(result_id.strip())
-    if isinstance(result_id, bool) or not isinstance(result_id, int) or \
-            not 1 <= result_id <= ID_MAX:
-        if result_id is not None:
-            errors.setdefault("result_id", f"须为成果编号（1–{ID_MAX} 的整数）")
-        result_id = None
+    result_id, reason = as_id(body.get("result_id")), body.get("reason")
+    if result_id is None and body.get("result_id") is not None:
+        errors.setdefault("result_id", f"须为成果编号（1–{ID_MAX} 的整数）")
     # …and stores a reason unchecked: a NUL or a lone surrogate would fail in the database.
     if isinstance(reason, str) and (problem := encoding_problem(reason)):
         errors.setdefault("reason", problem)

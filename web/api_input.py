@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 from flask import g, request
 
+from corpora.models import ID_MAX, as_id
 from corpora.schema import MONEY_MAX, encoding_problem, preview
 from matcher.filters import Filters
 from matcher.types import Side
@@ -21,7 +22,6 @@ from web.records import (
     schema_of,
 )
 
-ID_MAX = 2_147_483_647  # PostgreSQL INTEGER: a larger id cannot name a row
 PAGE_MAX = 100_000
 PER_PAGE_DEFAULT = 20
 PER_PAGE_MAX = 100
@@ -181,9 +181,10 @@ def status_args(allowed: tuple[str, ...]) -> list[str]:
 def path_id(raw: str, name: str) -> int:
     """Ids in paths are parsed here, not by the `int` converter: it would accept any size
     (and the database then fails on a 20-digit id) and answer junk with a bare 404."""
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or not 1 <= int(raw) <= ID_MAX:
+    parsed = as_id(raw)
+    if parsed is None or raw != raw.strip():
         fail(400, "编号有误", {name: f"须为 1–{ID_MAX} 的整数"})
-    return int(raw)
+    return parsed
 
 
 def filters_for(target: Side) -> Filters:

@@ -32,7 +32,7 @@ from flask import (
 from flask.cli import with_appcontext
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 
-from corpora.models import User
+from corpora.models import User, as_id
 from web import ratelimit
 from web.accounts import (
     PASSWORD_MAX_LENGTH,
@@ -93,9 +93,9 @@ class SiteUser:
 
 @login_manager.user_loader
 def _load_user(user_id: str) -> SiteUser | None:
-    if not user_id.isdigit():
+    if (parsed_id := as_id(user_id)) is None:
         return None
-    user = get_db().get(User, int(user_id))
+    user = get_db().get(User, parsed_id)
     return SiteUser(user) if user is not None and user.is_active else None
 
 

@@ -7,7 +7,6 @@ a spreadsheet is accepted in a form and in the API, with the same messages.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from corpora.models import MatchFeedback, Need, Organisation, Result, User, join_list
+from corpora.models import MatchFeedback, Need, Organisation, Result, User, as_id, join_list
 from corpora.schema import NEED_SCHEMA, RESULT_SCHEMA, SideSchema, encoding_problem, validate_values
 from matcher.types import Side
 from web.audit import record
@@ -27,8 +26,6 @@ RESULT_FIELDS = ("title", "abstract", "result_type", "patent_number", "maturity"
                  "keywords", "inventors", "transfer_modes", "asking_price", "published_on")
 LIST_FIELDS = ("keywords", "inventors", "transfer_modes")
 REASON_MAX = 500
-# A database id: what fits a 32-bit INTEGER column on every backend, ASCII digits only.
-_ID = re.compile(r"[1-9][0-9]{0,8}")
 
 
 class FieldErrors(ValueError):
@@ -146,11 +143,10 @@ def mark_match(session: Session, user: User, need: Need, result_id: Any, relevan
     """A firm's relevant / not-relevant mark on one of its need's matches (one per pair)."""
     errors: dict[str, str] = {}
     result = None
-    if isinstance(result_id, bool) or not isinstance(result_id, int | str) or \
-            not _ID.fullmatch(str(result_id)):
+    if (parsed_id := as_id(result_id)) is None:
         errors["result_id"] = "须为成果编号（整数）"
     else:
-        result = session.get(Result, int(result_id))
+        result = session.get(Result, parsed_id)
         if result is None:
             errors["result_id"] = f"成果 {result_id} 不存在"
     if isinstance(relevant, str):

@@ -6,6 +6,8 @@ from flask import Flask, Response, abort, request
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.routing import IntegerConverter
 
+from corpora.models import ID_MAX
+
 csrf = CSRFProtect()
 
 # No inline script or style anywhere: templates load /static files only.
@@ -24,13 +26,13 @@ def _headers(response: Response) -> Response:
 
 
 class IdConverter(IntegerConverter):
-    """`<id:name>`: a database id, 1 to 2**31 - 1. A longer number is simply not a route
+    """`<id:name>`: a database id, 1 to ID_MAX. A larger number is simply not a route
     (404), instead of an integer the database cannot hold (a 500 on PostgreSQL)."""
 
     regex = r"[1-9][0-9]{0,9}"
 
     def __init__(self, map, *args, **kwargs):  # noqa: A002, ANN001, ANN002, ANN003
-        super().__init__(map, min=1, max=2**31 - 1)
+        super().__init__(map, min=1, max=ID_MAX)
 
 
 def _refuse_nul() -> None:

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
+from corpora.models import as_id
+
 TITLE_MAX = 200
 NOTE_MAX = 2000
 LOT_NOTE_MAX = 1000
@@ -107,9 +109,10 @@ def parse_lot(form: Mapping[str, Any]) -> dict[str, Any]:
 def parse_id(raw: str, name: str, label: str) -> int:
     if not raw:
         raise FormErrors({name: f"请填写{label}"})
-    if not INTEGER.fullmatch(raw) or int(raw) < 1:
+    parsed = as_id(raw)
+    if parsed is None:
         raise FormErrors({name: f"{label}须为正整数"})
-    return int(raw)
+    return parsed
 
 
 def parse_proposal(args: Mapping[str, Any]) -> tuple[int, float]:
