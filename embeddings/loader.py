@@ -3,14 +3,16 @@
 `load_encoder()` resolves a spec (argument, else env `MATCHER_MODEL`, else the default):
 
 * `None` / `"e5"` / `"default"`: multilingual-e5-small, materialized on first use into
-  `MATCHER_HOME/models/multilingual-e5-small` and served through its int8 ONNX export
-  (built on first use too, about a minute);
+  `MATCHER_HOME/models/multilingual-e5-small`; on a CPU with AMX it runs on torch with
+  bf16 matrix products, elsewhere through its int8 ONNX export (built on first use, about
+  a minute);
 * `"fake"`: the deterministic FakeEncoder, for tests and dry runs;
 * a path: any sentence-transformers folder; ONNX Runtime when it holds an ONNX export,
-  torch otherwise.
+  torch otherwise (bf16 autocast on a CPU with AMX).
 
-`MATCHER_BACKEND=torch|onnx` overrides the backend choice. Loaded encoders are cached per
-process (loading costs seconds and hundreds of MB); under gunicorn load after fork.
+`MATCHER_BACKEND=torch|bf16|onnx` overrides the backend choice (torch: plain fp32). Loaded
+encoders are cached per process (loading costs seconds and hundreds of MB); under gunicorn
+load after fork.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import threading
 from pathlib import Path
 
 from embeddings.base import Encoder
+from embeddings.cpu import has_amx_bf16
 from embeddings.fake import FakeEncoder
 from embeddings.model_store import (
     ONNX_SUBDIR,
@@ -29,12 +32,11 @@ from embeddings.model_store import (
     materialize_onnx_int8,
 )
 from embeddings.paths import matcher_home, shared_dir
-from embeddings.sentence import DEFAULT_WINDOW_TOKENS, SentenceTransformerEncoder
+from embeddings.sentence import BACKENDS, DEFAULT_WINDOW_TOKENS, SentenceTransformerEncoder
 
 __all__ = ["load_encoder", "clear_encoder_cache", "matcher_home", "shared_dir"]
 
 DEFAULT_SPECS = ("default", "e5", "multilingual-e5-small")
-BACKENDS = ("torch", "onnx")
 
 _cache: dict[tuple, Encoder] = {}
 _lock = threading.Lock()
@@ -47,6 +49,12 @@ def _backend_override() -> str | None:
     if backend not in BACKENDS:
         raise ValueError(f"MATCHER_BACKEND must be one of {BACKENDS}, not {backend!r}")
     return backend
+
+
+def _torch_backend() -> str:
+    # Measured on the development sets (README, benchmarks/encode.py): with AMX, bf16
+    # autocast is about 2.5x fp32 at the same nDCG; without it bf16 is emulated and slow.
+    return "bf16" if has_amx_bf16() else "torch"
 
 
 def _plain_onnx_file(model_dir: Path) -> str | None:
@@ -70,7 +78,7 @@ def _resolve(spec: str) -> tuple[str, Path | None, str, str | None]:
     override = _backend_override()
     if spec.lower() in DEFAULT_SPECS:
         model_dir = materialize_e5(default_e5_dir())
-        backend = override or "onnx"
+        backend = override or ("bf16" if has_amx_bf16() else "onnx")
         onnx_file = _onnx_file_for(model_dir, build=True) if backend == "onnx" else None
         return "st", model_dir, backend, onnx_file
     model_dir = Path(spec).expanduser()
@@ -82,7 +90,7 @@ def _resolve(spec: str) -> tuple[str, Path | None, str, str | None]:
     if not (model_dir / "modules.json").is_file():
         raise FileNotFoundError(f"{model_dir} is not a sentence-transformers folder")
     onnx_file = _onnx_file_for(model_dir, build=override == "onnx")
-    backend = override or ("onnx" if onnx_file else "torch")
+    backend = override or ("onnx" if onnx_file else _torch_backend())
     return "st", model_dir.resolve(), backend, onnx_file if backend == "onnx" else None
 
 

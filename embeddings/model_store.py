@@ -21,7 +21,6 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import shutil
 import struct
 import tempfile
@@ -36,6 +35,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from embeddings.cpu import int8_preset
 from embeddings.paths import models_dir
 
 log = logging.getLogger(__name__)
@@ -576,26 +576,6 @@ def _build_and_swap_in(target_dir: Path, *, progress: bool) -> None:
 # --------------------------------------------------------------------------- int8 ONNX
 
 
-def cpu_quantization_config() -> str:
-    """The sentence-transformers dynamic-quantization preset that suits this CPU."""
-    machine = platform.machine().lower()
-    if machine in ("arm64", "aarch64"):
-        return "arm64"
-    try:
-        flags = set()
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags.update(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        flags = set()
-    if "avx512_vnni" in flags:
-        return "avx512_vnni"
-    if "avx512f" in flags and "avx512bw" in flags:
-        return "avx512"
-    return "avx2"
-
-
 # The recipe, measured on the development sets (dense nDCG@10 against fp32 with the same
 # windowing; speed interleaved against torch fp32 on this 2-core AVX2 machine):
 #   every MatMul (the presets' default, which also quantizes attention's activation x
@@ -622,7 +602,7 @@ def find_onnx_int8(model_dir: Path) -> str | None:
     if not verify(model_dir, subdir=ONNX_SUBDIR):
         return None
     listed = read_manifest(model_dir, subdir=ONNX_SUBDIR)["files"]
-    preferred = _int8_export_for(listed, cpu_quantization_config())
+    preferred = _int8_export_for(listed, int8_preset())
     if preferred:
         return preferred
     candidates = sorted(name for name in listed if name.endswith(".onnx"))
@@ -680,7 +660,7 @@ def materialize_onnx_int8(
     folder and moved in only once complete.
     """
     model_dir = Path(model_dir) if model_dir is not None else default_e5_dir()
-    quantization = quantization or cpu_quantization_config()
+    quantization = quantization or int8_preset()
     if quantization not in QUANTIZATION_CONFIGS:
         raise ValueError(f"quantization must be one of {QUANTIZATION_CONFIGS}: {quantization!r}")
     existing = _verified_int8(model_dir, quantization)

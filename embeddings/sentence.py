@@ -10,11 +10,15 @@ Three things sit on top of plain `SentenceTransformer.encode`:
   renormalises, `encode_document_windows` keeps one vector per window (what the index
   stores: a document scores by its best window). The tail of a long text counts either way,
   nothing is silently truncated;
-* work is batched by token length, so a batch pads to its own longest member only.
+* work is batched by token length, longest first, so a batch pads to its own longest
+  member only;
+* backend "bf16" is torch with the matrix products autocast to bfloat16 (norms, softmax
+  and pooling stay fp32): on CPUs with AMX it is the fastest faithful way to run the model.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -29,7 +33,8 @@ from tqdm import tqdm
 
 from embeddings.base import check_texts, l2_normalise
 
-Backend = Literal["torch", "onnx"]
+Backend = Literal["torch", "bf16", "onnx"]
+BACKENDS: tuple[Backend, ...] = ("torch", "bf16", "onnx")
 
 # 512 is the model maximum; the benchmark (benchmarks/encode.py) picks the default.
 DEFAULT_WINDOW_TOKENS = 512
@@ -38,6 +43,16 @@ DEFAULT_BATCH_SIZE = 16
 # text can tokenize a token or two longer than its slice of the whole text did.
 _SPECIAL_TOKENS = 2
 _RETOKENIZE_SLACK = 4
+
+
+def _linear_layers_to_bf16(model) -> None:
+    """Store the linear layers' weights in bf16. Autocast would round them to bf16 anyway,
+    on every call: casting once keeps the numbers and halves a short query's latency."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            module.to(torch.bfloat16)
 
 
 @dataclass(frozen=True)
@@ -90,17 +105,22 @@ class SentenceTransformerEncoder:
         model_dir = Path(model_path)
         if not (model_dir / "modules.json").is_file():
             raise FileNotFoundError(f"{model_dir} is not a sentence-transformers folder")
-        if backend not in ("torch", "onnx"):
-            raise ValueError(f"backend must be 'torch' or 'onnx', not {backend!r}")
-        if backend == "torch" and onnx_file:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
+        if backend != "onnx" and onnx_file:
             raise ValueError("onnx_file only applies to backend='onnx'")
         if batch_size < 1:
             raise ValueError("batch_size must be positive")
 
         model_kwargs = {"file_name": onnx_file} if onnx_file else None
         self._model = SentenceTransformer(
-            str(model_dir), device="cpu", backend=backend, model_kwargs=model_kwargs
+            str(model_dir),
+            device="cpu",
+            backend="onnx" if backend == "onnx" else "torch",
+            model_kwargs=model_kwargs,
         )
+        if backend == "bf16":
+            _linear_layers_to_bf16(self._model)
         self._tokenizer = self._model.tokenizer
         self._lock = threading.RLock()
         model_limit = int(self._model.max_seq_length or window_tokens)
@@ -123,6 +143,8 @@ class SentenceTransformerEncoder:
         self.backend = backend
         self.model_dir = model_dir
         variant = f"onnx-{Path(onnx_file).stem.removeprefix('model_')}" if onnx_file else backend
+        if backend == "bf16":
+            variant = "torch-bf16"
         fingerprint = _fingerprint(model_dir, onnx_file)
         self.name = f"{model_dir.name}@{fingerprint}:{variant}:w{window_tokens}"
 
@@ -216,23 +238,37 @@ class SentenceTransformerEncoder:
                 break
         return pieces
 
+    def _precision(self) -> contextlib.AbstractContextManager:
+        if self.backend != "bf16":
+            return contextlib.nullcontext()
+        import torch
+
+        # Autocast rather than a bf16 model: linear layers and attention products run in
+        # bf16, embeddings, LayerNorm, softmax and pooling in fp32. A model cast to bf16
+        # throughout was ~20% faster but drifted further (cosine to fp32 down to 0.998).
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+
     def _encode_chunks(self, texts: list[str], prompt: str, *, progress: bool
                        ) -> tuple[list[_Chunk], np.ndarray]:
         chunks = self._chunk(texts, prompt)
-        order = sorted(range(len(chunks)), key=lambda position: chunks[position].tokens)
+        # Longest first: every later batch fits in memory an earlier one freed. Shortest
+        # first, each batch asked malloc for a little more than any free block, and the heap
+        # grew to 5.4 GB over 5,000 patents (2.1 GB longest first, and 20% faster).
+        order = sorted(range(len(chunks)), key=lambda position: -chunks[position].tokens)
         chunk_vectors = np.empty((len(chunks), self.dimension), dtype=np.float32)
         batches = [
             order[start : start + self.batch_size]
             for start in range(0, len(order), self.batch_size)
         ]
         for batch in tqdm(batches, desc="encoding", unit="batch", disable=not progress):
-            vectors = self._model.encode(
-                [chunks[position].text for position in batch],
-                prompt=prompt or None,
-                batch_size=len(batch),
-                convert_to_numpy=True,
-                normalize_embeddings=False,
-            )
+            with self._precision():
+                vectors = self._model.encode(
+                    [chunks[position].text for position in batch],
+                    prompt=prompt or None,
+                    batch_size=len(batch),
+                    convert_to_numpy=True,
+                    normalize_embeddings=False,
+                )
             chunk_vectors[batch] = vectors
         return chunks, chunk_vectors
 

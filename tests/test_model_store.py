@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from embeddings import model_store
+from embeddings.cpu import int8_preset
 from embeddings.model_store import (
     MANIFEST_NAME,
     QUANTIZATION_CONFIGS,
-    cpu_quantization_config,
     default_e5_dir,
     find_onnx_int8,
     is_materialized_e5,
@@ -137,8 +137,8 @@ def test_packaged_weights_parse_and_match_the_packaged_tokenizer() -> None:
         assert name.removesuffix(".w") in packed.tensors or name in packed.tensors
 
 
-def test_cpu_quantization_config_is_a_sentence_transformers_preset() -> None:
-    assert cpu_quantization_config() in QUANTIZATION_CONFIGS
+def test_int8_preset_is_a_sentence_transformers_preset() -> None:
+    assert int8_preset() in QUANTIZATION_CONFIGS
 
 
 # --------------------------------------------------------------------------- real folder (slow)
@@ -220,7 +220,7 @@ def test_int8_onnx_export_is_checksummed_and_idempotent(
 ) -> None:
     exported = materialize_onnx_int8(e5_dir, progress=False)
     assert exported.is_file() and exported.suffix == ".onnx"
-    assert exported.name == f"model_qint8_{cpu_quantization_config()}_mixed.onnx"
+    assert exported.name == f"model_qint8_{int8_preset()}_mixed.onnx"
     assert find_onnx_int8(e5_dir) == exported.relative_to(e5_dir).as_posix()
     manifest = read_manifest(e5_dir, subdir="onnx")
     # Every layer's feed-forward output projection stays fp32 (see INT8_RECIPE).
