@@ -3,7 +3,7 @@ import pytest
 
 from embeddings.fake import FakeEncoder
 from matcher.filters import Filters
-from matcher.retriever import Matcher
+from matcher.retriever import LATER_WINDOW_DISCOUNT, Matcher
 from matcher.types import Item
 
 RESULTS = [
@@ -142,6 +142,12 @@ def test_bad_arguments(matcher):
 
 # --- long documents: one vector per window, scored by the best window ---------------------
 
+
+def _window_score(windows: np.ndarray, q: np.ndarray) -> float:
+    """The first window's cosine, or a later one's less the discount, whichever is higher."""
+    scores = windows @ q
+    return float(max(scores[0], (scores[1:] - LATER_WINDOW_DISCOUNT).max(initial=-np.inf)))
+
 LONG_TEXT = "。".join(["风电叶片复合材料的疲劳寿命评估"] * 6
                      + ["高镍三元正极材料氧化铝包覆提高循环稳定性"])
 
@@ -164,10 +170,10 @@ def test_a_long_document_scores_by_its_best_window() -> None:
     q = encoder.encode_queries([query])[0]
     [best] = matcher.search(query, side="result", k=20, mode="dense", explain=False)[:1]
     scores = {m.id: m.score for m in matcher.search(query, side="result", k=20, mode="dense")}
-    assert scores[10] == pytest.approx(float((windows @ q).max()), abs=1e-5)
+    assert scores[10] == pytest.approx(_window_score(windows, q), abs=1e-5)
     assert scores[10] > float(windows[0] @ q) + 0.1  # the tail window, not the head, decides
     # Brute force over every stored window agrees with the index's dense ranking.
-    truth = {item_id: float((encoder.encode_document_windows([item.full_text])[0] @ q).max())
+    truth = {item_id: _window_score(encoder.encode_document_windows([item.full_text])[0], q)
              for item_id, item in coll.items.items()}
     assert [m.id for m in matcher.search(query, side="result", k=5, mode="dense")] == sorted(
         truth, key=lambda i: (-truth[i], i))[:5]
@@ -180,6 +186,36 @@ def test_hybrid_scores_long_documents_by_their_best_window() -> None:
     hybrid = {m.id: m for m in matcher.search(query, side="result", k=20)}
     dense = {m.id: m.score for m in matcher.search(query, side="result", k=20, mode="dense")}
     assert hybrid[10].explanation.dense_score == pytest.approx(dense[10], abs=1e-5)
+
+
+def _unit(*parts: tuple[int, float]) -> np.ndarray:
+    vector = np.zeros(8, dtype=np.float32)
+    for axis, value in parts:
+        vector[axis] = value
+    return vector / np.linalg.norm(vector)
+
+
+@pytest.mark.parametrize("mode", ["dense", "hybrid"])
+def test_a_later_window_must_beat_the_first_by_the_discount(mode: str) -> None:
+    """A generic passage deep in a long document must not lift it above a document that
+    matches as well on its first window; a clearly better later window still counts."""
+    query = _unit((0, 1.0))
+    head = _unit((0, 0.9), (1, (1 - 0.9**2) ** 0.5))  # cosine 0.90 on its only window
+    unrelated = _unit((2, 1.0))
+    barely = _unit((0, 0.91), (3, (1 - 0.91**2) ** 0.5))  # 0.91: within the discount
+    clearly = _unit((0, 0.95), (4, (1 - 0.95**2) ** 0.5))  # 0.95: beyond it
+    items = [Item(1, "result", "首窗匹配", "甲"), Item(2, "result", "长文一", "乙"),
+             Item(3, "result", "长文二", "丙")]
+    matcher = Matcher(FakeEncoder(8))
+    matcher.index_items(items, windows=[head[None], np.vstack([unrelated, barely]),
+                                        np.vstack([unrelated, clearly])])
+    hits = matcher.search_many(["任意"], side="result", k=3, mode=mode,
+                               query_vectors=query[None])[0]
+    assert [m.id for m in hits] == [3, 1, 2]
+    dense = {m.id: m.explanation.dense_score for m in hits}
+    assert dense[1] == pytest.approx(0.90, abs=1e-5)
+    assert dense[2] == pytest.approx(0.91 - LATER_WINDOW_DISCOUNT, abs=1e-5)
+    assert dense[3] == pytest.approx(0.95 - LATER_WINDOW_DISCOUNT, abs=1e-5)
 
 
 def test_windows_follow_edits_removals_and_filters() -> None:
