@@ -19,7 +19,8 @@ do).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request, url_for
@@ -41,6 +42,7 @@ from corpora.models import (
     as_id,
 )
 from corpora.schema import encoding_problem
+from matcher.types import Side
 from web import permissions
 from web.accounts import authenticate, issue_api_token, user_for_token
 from web.api_input import (
@@ -191,6 +193,123 @@ def load_result(raw_id: str) -> Result:
     return result
 
 
+@dataclass(frozen=True)
+class _Side:
+    """What differs between the need and the result endpoints; the flow is the same."""
+
+    side: Side
+    model: type[Need] | type[Result]
+    statuses: tuple[str, ...]
+    choices: tuple[str, ...]  # list filters on columns of the same name
+    to_json: Callable[[Any, Any], dict[str, Any]]
+    create: Callable[..., Any]
+    update: Callable[..., Any]
+    set_status: Callable[..., Any]
+    can_post: Callable[[Any], bool]
+    can_edit: Callable[[Any, Any], bool]
+    post_denied: str
+    edit_denied: str
+    mine_denied: str
+    not_posted: str
+    not_updated: str
+    endpoint: str  # where a new row is read back (the Location header)
+    id_arg: str
+
+
+NEEDS = _Side(
+    "need", Need, NEED_STATUSES, ("industry", "cooperation_mode"), need_json, create_need,
+    update_need, set_need_status, permissions.can_post_need, permissions.can_edit_need,
+    post_denied="只有绑定企业的账号可以发布需求", edit_denied="只能修改本企业的需求",
+    mine_denied="只有企业账号有“我的需求”", not_posted="字段有误，需求未发布",
+    not_updated="字段有误，需求未修改", endpoint="api.get_need", id_arg="need_id",
+)
+RESULTS = _Side(
+    "result", Result, RESULT_STATUSES, ("industry", "result_type", "maturity"), result_json,
+    create_result, update_result, set_result_status, permissions.can_post_result,
+    permissions.can_edit_result,
+    post_denied="只有绑定高校或院所的技术转移办公室账号可以登记成果",
+    edit_denied="只能修改本单位的成果", mine_denied="只有技术转移办公室账号有“我的成果”",
+    not_posted="字段有误，成果未登记", not_updated="字段有误，成果未修改",
+    endpoint="api.get_result", id_arg="result_id",
+)
+
+
+def _list(kind: _Side) -> Any:
+    check_args({*kind.choices, "status", "organisation_id", "mine", "page", "per_page"})
+    user = viewer()
+    page, per_page = page_args()
+    model = kind.model
+    conditions: list[ColumnElement[bool]] = []
+    for name in kind.choices:
+        if values := choice_args(name, kind.side):
+            conditions.append(getattr(model, name).in_(values))
+    if statuses := status_args(kind.statuses):
+        conditions.append(model.status.in_(statuses))
+    organisation_id = int_arg("organisation_id", 0, 1, ID_MAX)
+    if organisation_id:
+        conditions.append(model.organisation_id == organisation_id)
+    if bool_arg("mine"):
+        if not (kind.can_post(user) or user.role == "admin"):
+            fail(403, kind.mine_denied)
+        if user.role != "admin":  # as on /needs/mine: an admin's "mine" is every row
+            conditions.append(model.organisation_id == user.organisation_id)
+    db = get_db()
+    total = db.scalar(select(func.count()).select_from(model).where(*conditions)) or 0
+    rows = db.scalars(
+        select(model).options(selectinload(model.organisation)).where(*conditions)
+        .order_by(model.updated_at.desc(), model.id.desc())
+        .offset((page - 1) * per_page).limit(per_page))
+    return ok(page_json([kind.to_json(row, user) for row in rows], total, page, per_page))
+
+
+def _post(kind: _Side) -> Any:
+    user = viewer()
+    if not kind.can_post(user):
+        fail(403, kind.post_denied)
+    body = json_body()
+    db = get_db()
+    errors = type_problems(kind.side, body)
+    row = None
+    try:
+        row = kind.create(db, actor(), {k: v for k, v in body.items() if k not in errors})
+    except FieldErrors as bad:
+        merge(errors, bad.errors)
+    except PermissionError as denied:
+        fail(403, str(denied))
+    if errors or row is None:
+        fail(400, kind.not_posted, errors)
+    commit()
+    service().changed(db, kind.side, [row.id])
+    return ok(kind.to_json(row, user), 201,
+              {"Location": url_for(kind.endpoint, **{kind.id_arg: str(row.id)})})
+
+
+def _patch(kind: _Side, row: Need | Result) -> Any:
+    user = viewer()
+    if not kind.can_edit(user, row):
+        fail(403, kind.edit_denied)
+    body = json_body()
+    db = get_db()
+    has_status = "status" in body
+    status = body.pop("status", None)
+    errors = type_problems(kind.side, body)
+    try:
+        kind.update(db, actor(), row, {k: v for k, v in body.items() if k not in errors},
+                    partial=True)
+    except FieldErrors as bad:
+        merge(errors, bad.errors)
+    if has_status:
+        try:
+            kind.set_status(db, actor(), row, status)
+        except FieldErrors as bad:
+            merge(errors, bad.errors)
+    if errors:
+        fail(400, kind.not_updated, errors)
+    commit()
+    service().changed(db, kind.side, [row.id])
+    return ok(kind.to_json(row, user))
+
+
 # --- tokens ---------------------------------------------------------------------------------
 
 
@@ -250,32 +369,7 @@ def issue_token() -> Any:
 
 @bp.get("/needs")
 def list_needs() -> Any:
-    check_args({"industry", "cooperation_mode", "status", "organisation_id", "mine", "page",
-                "per_page"})
-    user = viewer()
-    page, per_page = page_args()
-    conditions: list[ColumnElement[bool]] = []
-    if industries := choice_args("industry", "need"):
-        conditions.append(Need.industry.in_(industries))
-    if modes := choice_args("cooperation_mode", "need"):
-        conditions.append(Need.cooperation_mode.in_(modes))
-    if statuses := status_args(NEED_STATUSES):
-        conditions.append(Need.status.in_(statuses))
-    organisation_id = int_arg("organisation_id", 0, 1, ID_MAX)
-    if organisation_id:
-        conditions.append(Need.organisation_id == organisation_id)
-    if bool_arg("mine"):
-        if not (permissions.can_post_need(user) or user.role == "admin"):
-            fail(403, "只有企业账号有“我的需求”")
-        if user.role != "admin":  # as on /needs/mine: an admin's "mine" is every need
-            conditions.append(Need.organisation_id == user.organisation_id)
-    db = get_db()
-    total = db.scalar(select(func.count()).select_from(Need).where(*conditions)) or 0
-    rows = db.scalars(
-        select(Need).options(selectinload(Need.organisation)).where(*conditions)
-        .order_by(Need.updated_at.desc(), Need.id.desc())
-        .offset((page - 1) * per_page).limit(per_page))
-    return ok(page_json([need_json(n, user) for n in rows], total, page, per_page))
+    return _list(NEEDS)
 
 
 @bp.get("/needs/<need_id>")
@@ -286,53 +380,12 @@ def get_need(need_id: str) -> Any:
 
 @bp.post("/needs")
 def post_need() -> Any:
-    user = viewer()
-    if not permissions.can_post_need(user):
-        fail(403, "只有绑定企业的账号可以发布需求")
-    body = json_body()
-    db = get_db()
-    errors = type_problems("need", body)
-    need = None
-    try:
-        need = create_need(db, actor(), {k: v for k, v in body.items() if k not in errors})
-    except FieldErrors as bad:
-        merge(errors, bad.errors)
-    except PermissionError as denied:
-        fail(403, str(denied))
-    if errors or need is None:
-        fail(400, "字段有误，需求未发布", errors)
-    commit()
-    service().changed(db, "need", [need.id])
-    return ok(need_json(need, user), 201,
-              {"Location": url_for("api.get_need", need_id=str(need.id))})
+    return _post(NEEDS)
 
 
 @bp.patch("/needs/<need_id>")
 def patch_need(need_id: str) -> Any:
-    need = load_need(need_id)
-    user = viewer()
-    if not permissions.can_edit_need(user, need):
-        fail(403, "只能修改本企业的需求")
-    body = json_body()
-    db = get_db()
-    has_status = "status" in body
-    status = body.pop("status", None)
-    errors = type_problems("need", body)
-    try:
-        update_need(db, actor(), need, {k: v for k, v in body.items() if k not in errors},
-                    partial=True)
-    except FieldErrors as bad:
-        merge(errors, bad.errors)
-    if has_status:
-        try:
-            set_need_status(db, actor(), need, status)
-        except FieldErrors as bad:
-            merge(errors, bad.errors)
-    if errors:
-        fail(400, "字段有误，需求未修改", errors)
-    commit()
-    service().changed(db, "need", [need.id])
-    return ok(need_json(need, user))
+    return _patch(NEEDS, load_need(need_id))
 
 
 @bp.get("/needs/<need_id>/matches")
@@ -391,34 +444,7 @@ def need_feedback(need_id: str) -> Any:
 
 @bp.get("/results")
 def list_results() -> Any:
-    check_args({"industry", "result_type", "maturity", "status", "organisation_id", "mine",
-                "page", "per_page"})
-    user = viewer()
-    page, per_page = page_args()
-    conditions: list[ColumnElement[bool]] = []
-    if industries := choice_args("industry", "result"):
-        conditions.append(Result.industry.in_(industries))
-    if types := choice_args("result_type", "result"):
-        conditions.append(Result.result_type.in_(types))
-    if maturities := choice_args("maturity", "result"):
-        conditions.append(Result.maturity.in_(maturities))
-    if statuses := status_args(RESULT_STATUSES):
-        conditions.append(Result.status.in_(statuses))
-    organisation_id = int_arg("organisation_id", 0, 1, ID_MAX)
-    if organisation_id:
-        conditions.append(Result.organisation_id == organisation_id)
-    if bool_arg("mine"):
-        if not (permissions.can_post_result(user) or user.role == "admin"):
-            fail(403, "只有技术转移办公室账号有“我的成果”")
-        if user.role != "admin":
-            conditions.append(Result.organisation_id == user.organisation_id)
-    db = get_db()
-    total = db.scalar(select(func.count()).select_from(Result).where(*conditions)) or 0
-    rows = db.scalars(
-        select(Result).options(selectinload(Result.organisation)).where(*conditions)
-        .order_by(Result.updated_at.desc(), Result.id.desc())
-        .offset((page - 1) * per_page).limit(per_page))
-    return ok(page_json([result_json(r, user) for r in rows], total, page, per_page))
+    return _list(RESULTS)
 
 
 @bp.get("/results/<result_id>")
@@ -429,53 +455,12 @@ def get_result(result_id: str) -> Any:
 
 @bp.post("/results")
 def post_result() -> Any:
-    user = viewer()
-    if not permissions.can_post_result(user):
-        fail(403, "只有绑定高校或院所的技术转移办公室账号可以登记成果")
-    body = json_body()
-    db = get_db()
-    errors = type_problems("result", body)
-    result = None
-    try:
-        result = create_result(db, actor(), {k: v for k, v in body.items() if k not in errors})
-    except FieldErrors as bad:
-        merge(errors, bad.errors)
-    except PermissionError as denied:
-        fail(403, str(denied))
-    if errors or result is None:
-        fail(400, "字段有误，成果未登记", errors)
-    commit()
-    service().changed(db, "result", [result.id])
-    return ok(result_json(result, user), 201,
-              {"Location": url_for("api.get_result", result_id=str(result.id))})
+    return _post(RESULTS)
 
 
 @bp.patch("/results/<result_id>")
 def patch_result(result_id: str) -> Any:
-    result = load_result(result_id)
-    user = viewer()
-    if not permissions.can_edit_result(user, result):
-        fail(403, "只能修改本单位的成果")
-    body = json_body()
-    db = get_db()
-    has_status = "status" in body
-    status = body.pop("status", None)
-    errors = type_problems("result", body)
-    try:
-        update_result(db, actor(), result, {k: v for k, v in body.items() if k not in errors},
-                      partial=True)
-    except FieldErrors as bad:
-        merge(errors, bad.errors)
-    if has_status:
-        try:
-            set_result_status(db, actor(), result, status)
-        except FieldErrors as bad:
-            merge(errors, bad.errors)
-    if errors:
-        fail(400, "字段有误，成果未修改", errors)
-    commit()
-    service().changed(db, "result", [result.id])
-    return ok(result_json(result, user))
+    return _patch(RESULTS, load_result(result_id))
 
 
 @bp.get("/results/<result_id>/matches")
