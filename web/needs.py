@@ -8,13 +8,13 @@ from urllib.parse import parse_qsl
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from corpora.models import MatchFeedback, Need, User
+from corpora.models import MatchFeedback, Need
 from web import permissions
 from web.auth import role_required
 from web.database import get_db
-from web.matching import save_and_index, service
+from web.item_pages import ItemPages, edit_page, new_page, signed_in_user, status_page
+from web.matching import service
 from web.matchview import FILTER_PARAMS, BadFilter, filters_from, match_rows
 from web.records import (
     NEED_FIELDS,
@@ -49,8 +49,20 @@ def _form_values() -> dict[str, str]:
     return {name: request.form.get(name, "") for name in NEED_FIELDS}
 
 
-def _me() -> User:
-    return get_db().get(User, current_user.id)
+def _row_values(need: Need) -> dict[str, str]:
+    values = {name: "" if getattr(need, name) is None else str(getattr(need, name))
+              for name in NEED_FIELDS}
+    for name in ("budget_min", "budget_max"):
+        if getattr(need, name) is not None:
+            values[name] = plain_number(getattr(need, name))
+    return values
+
+
+PAGES = ItemPages(
+    "need", "need", "needs/form.html", _form_values, _row_values, create_need, update_need,
+    set_need_status, created="需求已发布，匹配结果如下", saved="需求已保存",
+    status_changed=lambda need: "需求已关闭" if need.status == "closed" else "需求已重新开放",
+)
 
 
 @bp.route("/mine")
@@ -68,56 +80,19 @@ def mine() -> Any:
 def new() -> Any:
     if not permissions.can_post_need(current_user):
         abort(403, "只有绑定企业的账号可以发布需求")
-    errors: dict[str, str] = {}
-    values = _form_values() if request.method == "POST" else {}
-    if request.method == "POST":
-        need, errors = save_and_index("need", lambda db: create_need(db, _me(), values))
-        if need is not None:
-            flash("需求已发布，匹配结果如下")
-            return redirect(url_for("needs.detail", need_id=need.id))
-    return render_template("needs/form.html", need=None, values=values, errors=errors), \
-        400 if errors else 200
+    return new_page(PAGES)
 
 
 @bp.route("/<id:need_id>/edit", methods=["GET", "POST"])
 @login_required
 def edit(need_id: int) -> Any:
-    need = _editable(need_id)
-    errors: dict[str, str] = {}
-    if request.method == "POST":
-        values = _form_values()
-
-        def write(db: Session) -> Need:
-            update_need(db, _me(), need, values)
-            return need
-
-        saved, errors = save_and_index("need", write)
-        if saved is not None:
-            flash("需求已保存")
-            return redirect(url_for("needs.detail", need_id=need.id))
-    else:
-        values = {name: "" if getattr(need, name) is None else str(getattr(need, name))
-                  for name in NEED_FIELDS}
-        for name in ("budget_min", "budget_max"):
-            if getattr(need, name) is not None:
-                values[name] = plain_number(getattr(need, name))
-    return render_template("needs/form.html", need=need, values=values, errors=errors), \
-        400 if errors else 200
+    return edit_page(PAGES, _editable(need_id))
 
 
 @bp.route("/<id:need_id>/status", methods=["POST"])
 @login_required
 def status(need_id: int) -> Any:
-    need = _editable(need_id)
-    db = get_db()
-    try:
-        set_need_status(db, _me(), need, request.form.get("status", ""))
-    except FieldErrors as bad:
-        abort(400, bad.errors["status"])
-    db.commit()
-    service().changed(db, "need", [need.id])
-    flash("需求已关闭" if need.status == "closed" else "需求已重新开放")
-    return redirect(url_for("needs.detail", need_id=need.id))
+    return status_page(PAGES, _editable(need_id))
 
 
 @bp.route("/<id:need_id>")
@@ -151,7 +126,7 @@ def feedback(need_id: int) -> Any:
     need = _editable(need_id)
     db = get_db()
     try:
-        mark = mark_match(db, _me(), need, request.form.get("result_id", ""),
+        mark = mark_match(db, signed_in_user(), need, request.form.get("result_id", ""),
                           request.form.get("relevant", ""), request.form.get("reason"))
         db.commit()
     except FieldErrors as bad:

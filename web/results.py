@@ -7,21 +7,22 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, render_template, request
 from flask_login import current_user, login_required
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import selectinload
 
 from corpora.importer import ImportProblem, RowsRejected, import_file
-from corpora.models import MatchFeedback, Organisation, Result, User
+from corpora.models import MatchFeedback, Organisation, Result
 from corpora.schema import RESULT_SCHEMA
 from web import permissions
 from web.audit import record
 from web.auth import role_required
 from web.database import get_db
-from web.matching import save_and_index, service
+from web.item_pages import ItemPages, edit_page, new_page, signed_in_user, status_page
+from web.matching import service
 from web.matchview import BadFilter, filters_from, match_rows
-from web.records import RESULT_FIELDS, FieldErrors, create_result, set_result_status, update_result
+from web.records import RESULT_FIELDS, create_result, set_result_status, update_result
 from web.templating import plain_number
 
 bp = Blueprint("results", __name__, url_prefix="/results")
@@ -44,10 +45,6 @@ def _editable(result_id: int) -> Result:
     return result
 
 
-def _me() -> User:
-    return get_db().get(User, current_user.id)
-
-
 def _form_values() -> dict[str, str]:
     values = {name: request.form.get(name, "") for name in RESULT_FIELDS}
     # Checkboxes: one form value per chosen mode.
@@ -66,6 +63,13 @@ def _row_values(result: Result) -> dict[str, str]:
         else:
             values[name] = str(value)
     return values
+
+
+PAGES = ItemPages(
+    "result", "result", "results/form.html", _form_values, _row_values, create_result,
+    update_result, set_result_status, created="成果已登记，可被匹配", saved="成果已保存",
+    status_changed=lambda result: "成果已撤回" if result.status == "withdrawn" else "成果已恢复",
+)
 
 
 @bp.route("/mine")
@@ -87,52 +91,19 @@ def mine() -> Any:
 def new() -> Any:
     if not permissions.can_post_result(current_user):
         abort(403, "只有绑定高校或院所的账号可以登记成果")
-    errors: dict[str, str] = {}
-    values = _form_values() if request.method == "POST" else {}
-    if request.method == "POST":
-        result, errors = save_and_index("result", lambda db: create_result(db, _me(), values))
-        if result is not None:
-            flash("成果已登记，可被匹配")
-            return redirect(url_for("results.detail", result_id=result.id))
-    return render_template("results/form.html", result=None, values=values, errors=errors), \
-        400 if errors else 200
+    return new_page(PAGES)
 
 
 @bp.route("/<id:result_id>/edit", methods=["GET", "POST"])
 @login_required
 def edit(result_id: int) -> Any:
-    result = _editable(result_id)
-    errors: dict[str, str] = {}
-    if request.method == "POST":
-        values = _form_values()
-
-        def write(db: Session) -> Result:
-            update_result(db, _me(), result, values)
-            return result
-
-        saved, errors = save_and_index("result", write)
-        if saved is not None:
-            flash("成果已保存")
-            return redirect(url_for("results.detail", result_id=result.id))
-    else:
-        values = _row_values(result)
-    return render_template("results/form.html", result=result, values=values, errors=errors), \
-        400 if errors else 200
+    return edit_page(PAGES, _editable(result_id))
 
 
 @bp.route("/<id:result_id>/status", methods=["POST"])
 @login_required
 def status(result_id: int) -> Any:
-    result = _editable(result_id)
-    db = get_db()
-    try:
-        set_result_status(db, _me(), result, request.form.get("status", ""))
-    except FieldErrors as bad:
-        abort(400, bad.errors["status"])
-    db.commit()
-    service().changed(db, "result", [result.id])
-    flash("成果已撤回" if result.status == "withdrawn" else "成果已恢复")
-    return redirect(url_for("results.detail", result_id=result.id))
+    return status_page(PAGES, _editable(result_id))
 
 
 @bp.route("/<id:result_id>")
@@ -174,7 +145,7 @@ def upload() -> Any:
     problem = None
     rejected = []
     if request.method == "POST":
-        me = _me()
+        me = signed_in_user()
         upload_file = request.files.get("file")
         name = Path(upload_file.filename or "").name if upload_file else ""
         suffix = Path(name).suffix.lower()
