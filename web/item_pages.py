@@ -24,8 +24,7 @@ from web.records import FieldErrors
 
 @dataclass(frozen=True)
 class ItemPages:
-    side: Side
-    name: str  # the template's variable and the route's id argument: need / need_id
+    side: Side  # also the template's variable, the blueprint (needs) and its id (need_id)
     template: str
     form_values: Callable[[], dict[str, str]]
     row_values: Callable[[Any], dict[str, str]]
@@ -37,10 +36,10 @@ class ItemPages:
     status_changed: Callable[[Any], str]
 
     def detail_url(self, row: Any) -> str:
-        return url_for(f"{self.name}s.detail", **{f"{self.name}_id": row.id})
+        return url_for(f"{self.side}s.detail", **{f"{self.side}_id": row.id})
 
     def form(self, row: Any, values: dict[str, str], errors: dict[str, str]) -> Any:
-        page = render_template(self.template, values=values, errors=errors, **{self.name: row})
+        page = render_template(self.template, values=values, errors=errors, **{self.side: row})
         return page, 400 if errors else 200
 
 

@@ -59,7 +59,7 @@ def _row_values(need: Need) -> dict[str, str]:
 
 
 PAGES = ItemPages(
-    "need", "need", "needs/form.html", _form_values, _row_values, create_need, update_need,
+    "need", "needs/form.html", _form_values, _row_values, create_need, update_need,
     set_need_status, created="需求已发布，匹配结果如下", saved="需求已保存",
     status_changed=lambda need: "需求已关闭" if need.status == "closed" else "需求已重新开放",
 )

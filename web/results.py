@@ -66,7 +66,7 @@ def _row_values(result: Result) -> dict[str, str]:
 
 
 PAGES = ItemPages(
-    "result", "result", "results/form.html", _form_values, _row_values, create_result,
+    "result", "results/form.html", _form_values, _row_values, create_result,
     update_result, set_result_status, created="成果已登记，可被匹配", saved="成果已保存",
     status_changed=lambda result: "成果已撤回" if result.status == "withdrawn" else "成果已恢复",
 )
