@@ -6,8 +6,8 @@ For each encoder, on the same texts in the same run:
   * single-query latency p50/p95 (one query per call, as the site issues them),
   * dense-only nDCG@10 (graded qrels, gain 2^grade - 1, the convention of the reference
     figures in ../shared/eval/README.md) on the development sets. Our encoders score a
-    document longer than the window by its best window, as the index does; the baseline
-    truncates at 512 tokens.
+    document longer than the window by its best window (the index also discounts later
+    windows by 0.02; this does not); the baseline truncates at 512 tokens.
 
 The baseline is plain sentence-transformers fp32 on torch: `SentenceTransformer(path)` with
 the model's own prompts and its 512-token truncation. Run niced; the machine has 2 cores.

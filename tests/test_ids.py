@@ -43,7 +43,8 @@ def test_as_id_accepts_only_what_an_integer_column_can_hold(value: object, expec
 
 def test_shortlist_forms_take_every_id_the_database_can_hold() -> None:
     assert parse_id(str(ID_MAX), "result_id", "成果编号") == ID_MAX
-    for bad in (str(ID_MAX + 1), "0", "²", "abc"):
+    assert parse_id("１２", "result_id", "成果编号") == 12  # full-width, as typed in Chinese
+    for bad in (str(ID_MAX + 1), "0", "-3", "abc"):
         with pytest.raises(FormErrors, match="result_id"):
             parse_id(bad, "result_id", "成果编号")
     with pytest.raises(FormErrors, match="请填写"):

@@ -422,7 +422,7 @@ def need_feedback(need_id: str) -> Any:
     result_id, reason = as_id(body.get("result_id")), body.get("reason")
     if result_id is None and body.get("result_id") is not None:
         errors.setdefault("result_id", f"须为成果编号（1–{ID_MAX} 的整数）")
-    # …and stores a reason unchecked: a NUL or a lone surrogate would fail in the database.
+    # mark_match stores a reason unchecked: a NUL or a lone surrogate would fail in the database.
     if isinstance(reason, str) and (problem := encoding_problem(reason)):
         errors.setdefault("reason", problem)
         reason = None

@@ -109,7 +109,8 @@ def parse_lot(form: Mapping[str, Any]) -> dict[str, Any]:
 def parse_id(raw: str, name: str, label: str) -> int:
     if not raw:
         raise FormErrors({name: f"请填写{label}"})
-    parsed = as_id(raw)
+    # Full-width digits (１２, a Chinese IME's) count, as in the other number fields.
+    parsed = as_id(unicodedata.normalize("NFKC", raw))
     if parsed is None:
         raise FormErrors({name: f"{label}须为正整数"})
     return parsed
