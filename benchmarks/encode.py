@@ -15,6 +15,15 @@ the model's own prompts and its 512-token truncation. Run niced; the machine has
     nice python benchmarks/encode.py                       # all four sets, full corpora
     nice python benchmarks/encode.py --sets csl-keywords --max-docs 300 --max-queries 60
     nice python benchmarks/encode.py --encoders fp32 default torch bf16 onnx torch:w256
+
+What a CPU without AMX gets can be seen on one with it by capping oneDNN's instruction set:
+OpenVINO's CPU kernels and torch's bf16 products go through oneDNN, and fp32 matrix products
+never use AMX, so the fp32 baseline is what such a CPU runs too. ONNX Runtime reads the CPU
+itself and cannot be capped this way.
+
+    ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI nice python benchmarks/encode.py --encoders fp32 openvino
+    ONEDNN_MAX_CPU_ISA=AVX2_VNNI MKL_ENABLE_INSTRUCTIONS=AVX2 ATEN_CPU_CAPABILITY=avx2 \
+        nice python benchmarks/encode.py --encoders fp32 openvino
 """
 
 from __future__ import annotations
@@ -181,8 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--encoders",
         nargs="+",
         default=["fp32", "default"],
-        help="fp32 | default | torch | bf16 | onnx, optionally :wN for an N-token window "
-        "(the first is the baseline)",
+        help="fp32 | default | torch | bf16 | onnx | openvino, optionally :wN for an N-token "
+        "window (the first is the baseline)",
     )
     parser.add_argument("--seed", type=int, default=13)
     args = parser.parse_args(argv)
@@ -190,6 +199,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     print(f"cpus: {os.cpu_count()}  torch threads: {torch.get_num_threads()}")
+    caps = [f"{name}={os.environ[name]}" for name in
+            ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY")
+            if os.environ.get(name)]
+    if caps:
+        print("instruction sets capped:", " ".join(caps))
     model_dir = materialize_e5(default_e5_dir(), progress=True)
     eval_root = shared_dir() / "eval"
     sets = [

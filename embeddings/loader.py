@@ -3,16 +3,17 @@
 `load_encoder()` resolves a spec (argument, else env `MATCHER_MODEL`, else the default):
 
 * `None` / `"e5"` / `"default"`: multilingual-e5-small, materialized on first use into
-  `MATCHER_HOME/models/multilingual-e5-small`; on a CPU with AMX it runs on torch with
-  bf16 matrix products, elsewhere through its int8 ONNX export (built on first use, about
-  a minute);
+  `MATCHER_HOME/models/multilingual-e5-small`, run the fastest faithful way this CPU has:
+  with AMX on torch with bf16 matrix products; with VNNI (int8 dot products) as a static
+  int8 OpenVINO model; elsewhere through its dynamic int8 ONNX export (each export built
+  on first use, one to two minutes);
 * `"fake"`: the deterministic FakeEncoder, for tests and dry runs;
 * a path: any sentence-transformers folder; ONNX Runtime when it holds an ONNX export,
-  torch otherwise (bf16 autocast on a CPU with AMX).
+  torch otherwise (bf16 autocast on a CPU with AMX); OpenVINO int8 when asked for.
 
-`MATCHER_BACKEND=torch|bf16|onnx` overrides the backend choice (torch: plain fp32). Loaded
-encoders are cached per process (loading costs seconds and hundreds of MB); under gunicorn
-load after fork.
+`MATCHER_BACKEND=torch|bf16|onnx|openvino` overrides the backend choice (torch: plain fp32;
+openvino: the static int8 model, built for that folder on first use). Loaded encoders are
+cached per process (loading costs seconds and hundreds of MB); under gunicorn load after fork.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import threading
 from pathlib import Path
 
 from embeddings.base import Encoder
-from embeddings.cpu import has_amx_bf16
+from embeddings.cpu import has_amx_bf16, has_int8_dot_product
 from embeddings.fake import FakeEncoder
 from embeddings.model_store import (
     ONNX_SUBDIR,
@@ -30,6 +31,11 @@ from embeddings.model_store import (
     find_onnx_int8,
     materialize_e5,
     materialize_onnx_int8,
+)
+from embeddings.openvino_store import (
+    find_openvino_int8,
+    materialize_openvino_int8,
+    openvino_available,
 )
 from embeddings.paths import matcher_home, shared_dir
 from embeddings.sentence import BACKENDS, DEFAULT_WINDOW_TOKENS, SentenceTransformerEncoder
@@ -57,6 +63,27 @@ def _torch_backend() -> str:
     return "bf16" if has_amx_bf16() else "torch"
 
 
+def _default_backend() -> str:
+    # Measured with benchmarks/encode.py (README): AMX bf16 3.0x fp32; OpenVINO static int8
+    # 2.5x with VNNI (dynamic int8 ONNX there: 1.4-2.1x); dynamic int8 ONNX 1.5x with AVX2.
+    if has_amx_bf16():
+        return "bf16"
+    if has_int8_dot_product() and openvino_available():
+        return "openvino"
+    return "onnx"
+
+
+def _export_file(model_dir: Path, backend: str, *, build: bool) -> str | None:
+    if backend == "openvino":
+        found = find_openvino_int8(model_dir)
+        if found is None and build:
+            found = materialize_openvino_int8(model_dir).relative_to(model_dir).as_posix()
+        return found
+    if backend == "onnx":
+        return _onnx_file_for(model_dir, build=build)
+    return None
+
+
 def _plain_onnx_file(model_dir: Path) -> str | None:
     """An ONNX export that came with a folder (e.g. onnx/model.onnx from the hub)."""
     candidates = sorted((model_dir / ONNX_SUBDIR).glob("*.onnx"))
@@ -74,13 +101,12 @@ def _onnx_file_for(model_dir: Path, *, build: bool) -> str | None:
 
 
 def _resolve(spec: str) -> tuple[str, Path | None, str, str | None]:
-    """(kind, model_dir, backend, onnx_file) for a spec; builds the default model if needed."""
+    """(kind, model_dir, backend, export_file) for a spec; builds the default model if needed."""
     override = _backend_override()
     if spec.lower() in DEFAULT_SPECS:
         model_dir = materialize_e5(default_e5_dir())
-        backend = override or ("bf16" if has_amx_bf16() else "onnx")
-        onnx_file = _onnx_file_for(model_dir, build=True) if backend == "onnx" else None
-        return "st", model_dir, backend, onnx_file
+        backend = override or _default_backend()
+        return "st", model_dir, backend, _export_file(model_dir, backend, build=True)
     model_dir = Path(spec).expanduser()
     if not model_dir.exists():
         raise FileNotFoundError(
@@ -89,6 +115,8 @@ def _resolve(spec: str) -> tuple[str, Path | None, str, str | None]:
         )
     if not (model_dir / "modules.json").is_file():
         raise FileNotFoundError(f"{model_dir} is not a sentence-transformers folder")
+    if override == "openvino":
+        return "st", model_dir.resolve(), override, _export_file(model_dir, override, build=True)
     onnx_file = _onnx_file_for(model_dir, build=override == "onnx")
     backend = override or ("onnx" if onnx_file else _torch_backend())
     return "st", model_dir.resolve(), backend, onnx_file if backend == "onnx" else None
@@ -105,11 +133,11 @@ def load_encoder(spec: str | None = None, *, window_tokens: int | None = None) -
             return _cache[key]
     window = window_tokens or DEFAULT_WINDOW_TOKENS
     with _lock:
-        _kind, model_dir, backend, onnx_file = _resolve(spec)
-        key = (str(model_dir), backend, onnx_file, window)
+        _kind, model_dir, backend, export_file = _resolve(spec)
+        key = (str(model_dir), backend, export_file, window)
         if key not in _cache:
             _cache[key] = SentenceTransformerEncoder(
-                model_dir, backend=backend, onnx_file=onnx_file, window_tokens=window
+                model_dir, backend=backend, export_file=export_file, window_tokens=window
             )
         return _cache[key]
 

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 MANIFEST_NAME = "MANIFEST.json"
 VERIFY_CACHE_NAME = ".verified.json"
 ONNX_SUBDIR = "onnx"
+OPENVINO_SUBDIR = "openvino"
 E5_FOLDER_NAME = "multilingual-e5-small"
 E5_PROMPTS = {"query": "query: ", "document": "passage: "}
 # Bump when the folder layout produced by materialize_e5 changes, so old folders rebuild.
@@ -79,8 +80,8 @@ def _listed_files(root: Path, subdir: str | None) -> list[Path]:
         if not path.is_file() or path.name in (MANIFEST_NAME, VERIFY_CACHE_NAME):
             continue
         relative = path.relative_to(root)
-        # The fp32 manifest leaves the onnx/ exports to their own manifest.
-        if subdir is None and relative.parts[0] == ONNX_SUBDIR:
+        # The fp32 manifest leaves the exports to their own manifests.
+        if subdir is None and relative.parts[0] in (ONNX_SUBDIR, OPENVINO_SUBDIR):
             continue
         files.append(path)
     return files
@@ -678,27 +679,29 @@ def _verified_int8(model_dir: Path, quantization: str) -> Path | None:
     return model_dir / existing if existing else None
 
 
-def _export_int8(model_dir: Path, quantization: str, *, progress: bool) -> Path:
-    onnx_dir = model_dir / ONNX_SUBDIR
+@contextmanager
+def fp32_onnx_export(model_dir: Path) -> Iterator[tuple[object, Path]]:
+    """(SentenceTransformer on ONNX Runtime, its folder) exported in fp32 from a scratch
+    copy of `model_dir`; all of it is deleted on exit, so the fp32 export never lands in the
+    model folder. The ONNX file is `Path(model.transformers_model.path)`."""
     if not (model_dir / "modules.json").is_file():
         raise ModelStoreError(f"{model_dir} is not a sentence-transformers folder")
 
-    from sentence_transformers import SentenceTransformer, export_dynamic_quantized_onnx_model
+    from sentence_transformers import SentenceTransformer
 
-    started = time.perf_counter()
-    steps = tqdm(total=2, desc=f"int8 ONNX ({quantization})", unit="step", disable=not progress)
     loggers = _quiet_export_logs()
     levels = [logger.level for logger in loggers]
     try:
         for logger in loggers:
             logger.setLevel(logging.ERROR)
         with tempfile.TemporaryDirectory(prefix=".onnx-export-", dir=model_dir.parent) as scratch:
-            # Export from a scratch copy so the fp32 ONNX never lands in the model folder.
             scratch_model = Path(scratch) / "model"
             shutil.copytree(
                 model_dir,
                 scratch_model,
-                ignore=shutil.ignore_patterns(ONNX_SUBDIR, MANIFEST_NAME, VERIFY_CACHE_NAME),
+                ignore=shutil.ignore_patterns(
+                    ONNX_SUBDIR, OPENVINO_SUBDIR, MANIFEST_NAME, VERIFY_CACHE_NAME
+                ),
                 copy_function=os.link,  # hard links: no second 470 MB copy
             )
             with warnings.catch_warnings():
@@ -707,23 +710,41 @@ def _export_int8(model_dir: Path, quantization: str, *, progress: bool) -> Path:
                 # which the fidelity tests check.
                 warnings.simplefilter("ignore")
                 model = SentenceTransformer(str(scratch_model), backend="onnx", device="cpu")
-                steps.update()
-                nodes, kept_fp32 = _quantized_matmuls(Path(model.transformers_model.path))
+            try:
+                yield model, scratch_model
+            finally:
+                # optimum parks the fp32 export in a TemporaryDirectory; clean it now rather
+                # than at garbage collection (which raises ResourceWarning).
+                export_tmp = getattr(
+                    model.transformers_model, "_model_save_dir_tempdirectory_instance", None
+                )
+                del model
+                if export_tmp is not None:
+                    export_tmp.cleanup()
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def _export_int8(model_dir: Path, quantization: str, *, progress: bool) -> Path:
+    onnx_dir = model_dir / ONNX_SUBDIR
+    from sentence_transformers import export_dynamic_quantized_onnx_model
+
+    started = time.perf_counter()
+    steps = tqdm(total=2, desc=f"int8 ONNX ({quantization})", unit="step", disable=not progress)
+    try:
+        with fp32_onnx_export(model_dir) as (model, scratch_model):
+            steps.update()
+            nodes, kept_fp32 = _quantized_matmuls(Path(model.transformers_model.path))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
                 export_dynamic_quantized_onnx_model(
                     model,
                     _quantization_config(quantization, nodes),
                     str(scratch_model),
                     file_suffix=_int8_file_name(quantization).removeprefix("model_")[:-5],
                 )
-                steps.update()
-            # optimum parks the fp32 export in a TemporaryDirectory; clean it now rather
-            # than at garbage collection (which raises ResourceWarning).
-            export_tmp = getattr(
-                model.transformers_model, "_model_save_dir_tempdirectory_instance", None
-            )
-            del model
-            if export_tmp is not None:
-                export_tmp.cleanup()
+            steps.update()
             produced = [path.name for path in (scratch_model / ONNX_SUBDIR).glob("*.onnx")]
             exported_name = _int8_export_for(produced, quantization)
             if exported_name is None:
@@ -736,8 +757,6 @@ def _export_int8(model_dir: Path, quantization: str, *, progress: bool) -> Path:
             os.replace(staged, model_dir / file_name)
     finally:
         steps.close()
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
     for stray in onnx_dir.glob(".*.partial"):
         stray.unlink(missing_ok=True)
     recipe = {

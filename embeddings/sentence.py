@@ -13,7 +13,9 @@ Three things sit on top of plain `SentenceTransformer.encode`:
 * work is batched by token length, longest first, so a batch pads to its own longest
   member only;
 * backend "bf16" is torch with the matrix products autocast to bfloat16 (norms
-  and pooling stay fp32): on CPUs with AMX it is the fastest faithful way to run the model.
+  and pooling stay fp32): on CPUs with AMX it is the fastest faithful way to run the model;
+  backend "openvino" runs a static int8 OpenVINO export (embeddings/openvino_runtime.py,
+  no torch weights loaded): the fastest on CPUs with VNNI but no AMX.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ from tqdm import tqdm
 
 from embeddings.base import check_texts, l2_normalise
 
-Backend = Literal["torch", "bf16", "onnx"]
-BACKENDS: tuple[Backend, ...] = ("torch", "bf16", "onnx")
+Backend = Literal["torch", "bf16", "onnx", "openvino"]
+BACKENDS: tuple[Backend, ...] = ("torch", "bf16", "onnx", "openvino")
 
 # 512 is the model maximum; the benchmark (benchmarks/encode.py) picks the default.
 DEFAULT_WINDOW_TOKENS = 512
@@ -62,22 +64,34 @@ class _Chunk:
     tokens: int
 
 
-def _fingerprint(model_dir: Path, onnx_file: str | None) -> str:
-    """Short hash of the weights (from MANIFEST.json when present), so cache keys change
-    whenever the files do."""
+_EXPORT_DIRS = ("onnx", "openvino")
+
+
+def _fingerprint(model_dir: Path, export_file: str | None) -> str:
+    """Short hash of the weights (from the MANIFEST.json files when present), so cache keys
+    change whenever the files do: the folder's own weights, plus the export that runs, if
+    any (an OpenVINO .xml with its .bin)."""
+    exported: set[str] = set()
+    if export_file:
+        exported = {export_file, Path(export_file).with_suffix(".bin").as_posix()}
+
+    def counts(name: str) -> bool:
+        if name.split("/")[0] in _EXPORT_DIRS:
+            return name in exported
+        return name.endswith((".safetensors", ".bin"))
+
     digest = hashlib.sha256()
-    for manifest_path in (model_dir / "MANIFEST.json", model_dir / "onnx" / "MANIFEST.json"):
+    for manifest_dir in (model_dir, *(model_dir / sub for sub in _EXPORT_DIRS)):
+        manifest_path = manifest_dir / "MANIFEST.json"
         if manifest_path.is_file():
             files = json.loads(manifest_path.read_text()).get("files", {})
             for name in sorted(files):
-                if name.endswith((".safetensors", ".bin", ".onnx")) and (
-                    not name.endswith(".onnx") or name == onnx_file
-                ):
+                if counts(name):
                     digest.update(f"{name}:{files[name]['sha256']}".encode())
     if digest.digest() == hashlib.sha256().digest():
         # No manifest: fall back to names, sizes and mtimes of the weight files.
         for path in sorted(model_dir.rglob("*")):
-            if path.suffix in (".safetensors", ".bin", ".onnx") and path.is_file():
+            if path.is_file() and counts(path.relative_to(model_dir).as_posix()):
                 stat = path.stat()
                 digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     return digest.hexdigest()[:8]
@@ -95,7 +109,7 @@ class SentenceTransformerEncoder:
         model_path: str | Path,
         *,
         backend: Backend = "torch",
-        onnx_file: str | None = None,
+        export_file: str | None = None,
         window_tokens: int = DEFAULT_WINDOW_TOKENS,
         overlap_tokens: int | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
@@ -107,18 +121,25 @@ class SentenceTransformerEncoder:
             raise FileNotFoundError(f"{model_dir} is not a sentence-transformers folder")
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
-        if backend != "onnx" and onnx_file:
-            raise ValueError("onnx_file only applies to backend='onnx'")
+        if export_file and backend not in ("onnx", "openvino"):
+            raise ValueError("export_file names the ONNX or OpenVINO model those backends run")
+        if backend == "openvino" and not export_file:
+            raise ValueError("backend='openvino' needs export_file (the OpenVINO .xml to run)")
         if batch_size < 1:
             raise ValueError("batch_size must be positive")
 
-        model_kwargs = {"file_name": onnx_file} if onnx_file else None
-        self._model = SentenceTransformer(
-            str(model_dir),
-            device="cpu",
-            backend="onnx" if backend == "onnx" else "torch",
-            model_kwargs=model_kwargs,
-        )
+        if backend == "openvino":
+            from embeddings.openvino_runtime import OpenVinoModel
+
+            self._model = OpenVinoModel(model_dir, export_file)
+        else:
+            model_kwargs = {"file_name": export_file} if export_file else None
+            self._model = SentenceTransformer(
+                str(model_dir),
+                device="cpu",
+                backend="onnx" if backend == "onnx" else "torch",
+                model_kwargs=model_kwargs,
+            )
         if backend == "bf16":
             _linear_layers_to_bf16(self._model)
         self._tokenizer = self._model.tokenizer
@@ -142,10 +163,13 @@ class SentenceTransformerEncoder:
         self.dimension = int(dimension)
         self.backend = backend
         self.model_dir = model_dir
-        variant = f"onnx-{Path(onnx_file).stem.removeprefix('model_')}" if onnx_file else backend
+        variant = backend
+        if export_file:
+            stem = Path(export_file).stem.removeprefix("openvino_model_").removeprefix("model_")
+            variant = f"{backend}-{stem}"
         if backend == "bf16":
             variant = "torch-bf16"
-        fingerprint = _fingerprint(model_dir, onnx_file)
+        fingerprint = _fingerprint(model_dir, export_file)
         self.name = f"{model_dir.name}@{fingerprint}:{variant}:w{window_tokens}"
 
     def __repr__(self) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embeddings import model_store
+from embeddings import model_store, openvino_store
 from embeddings.cpu import int8_preset
 from embeddings.model_store import (
     MANIFEST_NAME,
@@ -28,6 +28,13 @@ from embeddings.model_store import (
     read_manifest,
     verify,
     write_manifest,
+)
+from embeddings.openvino_store import (
+    OPENVINO_INT8_FILE,
+    OPENVINO_RECIPE,
+    calibration_texts,
+    find_openvino_int8,
+    materialize_openvino_int8,
 )
 
 # --------------------------------------------------------------------------- manifests (fast)
@@ -239,3 +246,60 @@ def test_int8_onnx_export_is_checksummed_and_idempotent(
 
     monkeypatch.setattr(sentence_transformers, "export_dynamic_quantized_onnx_model", fail_export)
     assert materialize_onnx_int8(e5_dir, progress=False) == exported
+
+
+def _fake_openvino_build(folder: Path, recipe: str) -> None:
+    (folder / "openvino").mkdir(parents=True, exist_ok=True)
+    (folder / OPENVINO_INT8_FILE).write_text("<net/>")
+    (folder / OPENVINO_INT8_FILE).with_suffix(".bin").write_bytes(os.urandom(1024))
+    write_manifest(folder, subdir="openvino", extra={"recipe": recipe})
+
+
+def test_openvino_build_counts_only_when_verified_and_of_the_current_recipe(
+    small_folder: Path,
+) -> None:
+    assert find_openvino_int8(small_folder) is None
+    _fake_openvino_build(small_folder, "an-older-recipe")
+    assert find_openvino_int8(small_folder) is None
+    _fake_openvino_build(small_folder, OPENVINO_RECIPE)
+    assert find_openvino_int8(small_folder) == OPENVINO_INT8_FILE
+    weights = (small_folder / OPENVINO_INT8_FILE).with_suffix(".bin")
+    weights.write_bytes(os.urandom(1024))  # same size, other bytes
+    os.utime(weights, ns=(1, 1))
+    assert find_openvino_int8(small_folder) is None
+    # The folder's own manifest never lists the exports.
+    write_manifest(small_folder)
+    assert not any(name.startswith("openvino/") for name in read_manifest(small_folder)["files"])
+
+
+def test_calibration_texts_are_the_demo_needs_as_documents_and_queries() -> None:
+    documents, queries = calibration_texts()
+    assert len(documents) == len(queries) >= 60
+    pairs = list(zip(documents, queries, strict=True))
+    assert all(document.startswith(query) and len(document) > len(query)
+               for document, query in pairs)
+
+
+@pytest.mark.slow
+def test_openvino_int8_model_is_quantized_checksummed_and_idempotent(
+    e5_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import openvino
+
+    built = materialize_openvino_int8(e5_dir, progress=False)
+    assert built == e5_dir / OPENVINO_INT8_FILE and built.with_suffix(".bin").is_file()
+    manifest = read_manifest(e5_dir, subdir="openvino")
+    assert manifest["recipe"] == OPENVINO_RECIPE
+    assert manifest["calibration_texts"] == 2 * len(calibration_texts()[0])
+    assert set(manifest["files"]) == {OPENVINO_INT8_FILE, OPENVINO_INT8_FILE[:-4] + ".bin"}
+    assert verify(e5_dir, subdir="openvino") and verify(e5_dir)
+    graph = openvino.Core().read_model(str(built))
+    # Every weight MatMul of the 12 layers gets int8 inputs (NNCF's FakeQuantize nodes).
+    fake_quantize = [op for op in graph.get_ops() if op.get_type_name() == "FakeQuantize"]
+    assert len(fake_quantize) >= 12 * 6
+
+    def fail_build(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a verified build must not be redone")
+
+    monkeypatch.setattr(openvino_store, "_build", fail_build)
+    assert materialize_openvino_int8(e5_dir, progress=False) == built
