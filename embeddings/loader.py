@@ -18,6 +18,7 @@ cached per process (loading costs seconds and hundreds of MB); under gunicorn lo
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from pathlib import Path
@@ -32,6 +33,7 @@ from embeddings.model_store import (
     materialize_e5,
     materialize_onnx_int8,
 )
+from embeddings.openvino_runtime import read_layout
 from embeddings.openvino_store import (
     find_openvino_int8,
     materialize_openvino_int8,
@@ -41,6 +43,8 @@ from embeddings.paths import matcher_home, shared_dir
 from embeddings.sentence import BACKENDS, DEFAULT_WINDOW_TOKENS, SentenceTransformerEncoder
 
 __all__ = ["load_encoder", "clear_encoder_cache", "matcher_home", "shared_dir"]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_SPECS = ("default", "e5", "multilingual-e5-small")
 
@@ -106,7 +110,15 @@ def _resolve(spec: str) -> tuple[str, Path | None, str, str | None]:
     if spec.lower() in DEFAULT_SPECS:
         model_dir = materialize_e5(default_e5_dir())
         backend = override or _default_backend()
-        return "st", model_dir, backend, _export_file(model_dir, backend, build=True)
+        try:
+            return "st", model_dir, backend, _export_file(model_dir, backend, build=True)
+        except Exception as error:
+            if override or backend != "openvino":
+                raise
+            # The OpenVINO build is an optimisation: a machine where it fails (an OpenVINO
+            # that does not load, memory) still gets the int8 ONNX model.
+            log.warning("OpenVINO int8 model unavailable (%s); using the int8 ONNX model", error)
+            return "st", model_dir, "onnx", _export_file(model_dir, "onnx", build=True)
     model_dir = Path(spec).expanduser()
     if not model_dir.exists():
         raise FileNotFoundError(
@@ -116,6 +128,7 @@ def _resolve(spec: str) -> tuple[str, Path | None, str, str | None]:
     if not (model_dir / "modules.json").is_file():
         raise FileNotFoundError(f"{model_dir} is not a sentence-transformers folder")
     if override == "openvino":
+        read_layout(model_dir)  # refuse a folder this runtime cannot pool before building
         return "st", model_dir.resolve(), override, _export_file(model_dir, override, build=True)
     onnx_file = _onnx_file_for(model_dir, build=override == "onnx")
     backend = override or ("onnx" if onnx_file else _torch_backend())

@@ -699,9 +699,9 @@ def fp32_onnx_export(model_dir: Path) -> Iterator[tuple[object, Path]]:
             shutil.copytree(
                 model_dir,
                 scratch_model,
-                ignore=shutil.ignore_patterns(
-                    ONNX_SUBDIR, OPENVINO_SUBDIR, MANIFEST_NAME, VERIFY_CACHE_NAME
-                ),
+                # Dot entries are locks and other builds' staging folders, which may vanish
+                # mid-copy.
+                ignore=shutil.ignore_patterns(ONNX_SUBDIR, OPENVINO_SUBDIR, MANIFEST_NAME, ".*"),
                 copy_function=os.link,  # hard links: no second 470 MB copy
             )
             with warnings.catch_warnings():

@@ -89,9 +89,18 @@ def _fingerprint(model_dir: Path, export_file: str | None) -> str:
                 if counts(name):
                     digest.update(f"{name}:{files[name]['sha256']}".encode())
     if digest.digest() == hashlib.sha256().digest():
-        # No manifest: fall back to names, sizes and mtimes of the weight files.
+        # No manifest: names, sizes and mtimes of the weight files, by the rule this had
+        # before OpenVINO exports existed (so those names stay), never counting an OpenVINO
+        # export that does not run or another build's staging folder (a dot name).
         for path in sorted(model_dir.rglob("*")):
-            if path.is_file() and counts(path.relative_to(model_dir).as_posix()):
+            relative = path.relative_to(model_dir).as_posix()
+            if not path.is_file() or relative.startswith(".") or "/." in relative:
+                continue
+            if relative.startswith("openvino/"):
+                counted = relative in exported
+            else:
+                counted = path.suffix in (".safetensors", ".bin", ".onnx")
+            if counted:
                 stat = path.stat()
                 digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     return digest.hexdigest()[:8]
