@@ -39,6 +39,23 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
+def document_prompt(prompts: dict[str, str]) -> str:
+    """The prompt a folder gives documents (sentence-transformers calls it `document`, some
+    folders `passage`), or none."""
+    return prompts.get("document", prompts.get("passage", ""))
+
+
+def model_inputs(tokenizer, texts: list[str], max_length: int, input_names: set[str]
+                 ) -> dict[str, np.ndarray]:
+    """The exported encoder's inputs for a batch of texts, padded to its longest member."""
+    encoded = tokenizer(texts, padding=True, truncation=True, max_length=max_length,
+                        return_tensors="np")
+    inputs = {name: encoded[name] for name in ("input_ids", "attention_mask")}
+    if "token_type_ids" in input_names:
+        inputs["token_type_ids"] = np.zeros_like(encoded["input_ids"])
+    return inputs
+
+
 @dataclass(frozen=True)
 class FolderLayout:
     pooling: str
@@ -122,16 +139,12 @@ class OpenVinoModel:
             batch = [prefix + text for text in texts[start : start + batch_size]]
             if self._layout.lower_case:
                 batch = [text.lower() for text in batch]
-            encoded = self.tokenizer(batch, padding=True, truncation=True,
-                                     max_length=self.max_seq_length, return_tensors="np")
-            inputs = {name: encoded[name] for name in ("input_ids", "attention_mask")}
-            if "token_type_ids" in self._input_names:
-                inputs["token_type_ids"] = np.zeros_like(encoded["input_ids"])
+            inputs = model_inputs(self.tokenizer, batch, self.max_seq_length, self._input_names)
             hidden = self._request.infer(inputs)[self._output]
             if self._layout.pooling == "cls":
                 vectors = hidden[:, 0]
             else:
-                mask = encoded["attention_mask"][..., None].astype(np.float32)
+                mask = inputs["attention_mask"][..., None].astype(np.float32)
                 vectors = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
             if self._layout.normalise or normalize_embeddings:
                 norms = np.linalg.norm(vectors, axis=1, keepdims=True)

@@ -36,6 +36,7 @@ from embeddings.model_store import (
     verify,
     write_manifest,
 )
+from embeddings.openvino_runtime import document_prompt, model_inputs
 
 log = logging.getLogger(__name__)
 
@@ -93,18 +94,13 @@ def materialize_openvino_int8(model_dir: Path | None = None, *, progress: bool =
 def _calibration_batches(model, input_names: set[str]) -> list[dict[str, np.ndarray]]:
     prompts = model.prompts or {}
     documents, queries = calibration_texts()
-    texts = [prompts.get("document", prompts.get("passage", "")) + text for text in documents]
+    texts = [document_prompt(prompts) + text for text in documents]
     texts += [prompts.get("query", "") + text for text in queries]
-    batches = []
-    for start in range(0, len(texts), _CALIBRATION_BATCH):
-        encoded = model.tokenizer(texts[start : start + _CALIBRATION_BATCH], padding=True,
-                                  truncation=True, max_length=model.max_seq_length,
-                                  return_tensors="np")
-        batch = {name: encoded[name] for name in ("input_ids", "attention_mask")}
-        if "token_type_ids" in input_names:
-            batch["token_type_ids"] = np.zeros_like(encoded["input_ids"])
-        batches.append(batch)
-    return batches
+    return [
+        model_inputs(model.tokenizer, texts[start : start + _CALIBRATION_BATCH],
+                     model.max_seq_length, input_names)
+        for start in range(0, len(texts), _CALIBRATION_BATCH)
+    ]
 
 
 def _build(model_dir: Path, *, progress: bool) -> None:

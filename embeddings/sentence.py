@@ -34,6 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from embeddings.base import check_texts, l2_normalise
+from embeddings.openvino_runtime import document_prompt
 
 Backend = Literal["torch", "bf16", "onnx", "openvino"]
 BACKENDS: tuple[Backend, ...] = ("torch", "bf16", "onnx", "openvino")
@@ -164,7 +165,7 @@ class SentenceTransformerEncoder:
 
         prompts = self._model.prompts or {}
         self.query_prompt = prompts.get("query", "")
-        self.document_prompt = prompts.get("document", prompts.get("passage", ""))
+        self.document_prompt = document_prompt(prompts)
 
         dimension = self._model.get_embedding_dimension()
         if dimension is None:
