@@ -5,7 +5,7 @@ For each encoder, on the same texts in the same run:
     a few rounds run interleaved, so load from other processes hits every encoder alike,
   * single-query latency p50/p95 (one query per call, as the site issues them),
   * dense-only nDCG@10 (graded qrels, gain 2^grade - 1, the convention of the reference
-    figures in ../shared/eval/README.md) on the development sets. Our encoders score a
+    figures in datasets/eval/README.md) on the development sets. Our encoders score a
     document longer than the window by its best window (the index also discounts later
     windows by 0.02; this does not); the baseline truncates at 512 tokens.
 

@@ -2,7 +2,7 @@
 
     python benchmarks/rank.py [--docs 15000] [--workdir /tmp/g60-rank] [--mode hybrid]
 
-Builds the set from the shared material (every text in `../shared/data/` and the two
+Builds the set from the shared material (every text in `datasets/data/` and the two
 development corpora, then each text again cut to its first half, with its own id, until
 --docs documents), takes the queries of the four development sets, runs the CLI exactly as a
 user would (`python -m matcher rank --corpus … --queries … --top-k 100`), and prints its
@@ -20,7 +20,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+sys.path.insert(0, str(ROOT))
+
+from embeddings.paths import shared_dir  # noqa: E402
+
+SHARED = shared_dir()
 EVAL_SETS = ("csl-title", "csl-keywords", "patent-title", "patent-keywords")
 TARGET_S = 600
 

@@ -1,8 +1,8 @@
 """The demo corpus: public papers and patents as results of sample institutions, plus firm needs.
 
 Sources (attribution travels with the data, see docs/import-format.md):
-- `<shared>/data/csl_papers.jsonl`: CSL, Chinese Scientific Literature (Apache-2.0) → 论文
-- `<shared>/data/patents.jsonl`: KPPatent-ZH (MIT) → 发明专利
+- `datasets/data/csl_papers.jsonl`: CSL, Chinese Scientific Literature (Apache-2.0) → 论文
+- `datasets/data/patents.jsonl`: KPPatent-ZH (MIT) → 发明专利
 - `corpora/data/demo_needs.jsonl`: needs written for the demo, posted by sample firms
 
 None of these records comes from a real university: they are assigned to sample institutions

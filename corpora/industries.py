@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-# The ten industry fields of the demo and of the import schema (see ../shared/seed/).
+# The ten industry fields of the demo and of the import schema (see datasets/seed/).
 G60_INDUSTRIES: tuple[str, ...] = (
     "人工智能",
     "集成电路",

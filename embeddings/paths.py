@@ -21,9 +21,10 @@ def matcher_home() -> Path:
 def shared_dir() -> Path:
     """Shared read-only data (corpora, eval sets, seed texts).
 
-    `MATCHER_SHARED`, else `<repo>/../shared`."""
+    `MATCHER_SHARED`, else `<repo>/datasets`, which ships with the code so a clone needs
+    nothing beside it."""
     configured = os.environ.get("MATCHER_SHARED", "").strip()
-    return Path(configured).expanduser() if configured else REPO_ROOT.parent / "shared"
+    return Path(configured).expanduser() if configured else REPO_ROOT / "datasets"
 
 
 def models_dir() -> Path:
