@@ -4,4 +4,5 @@ set -euo pipefail
 . "$(dirname "$0")/scripts/bootstrap.sh"
 . "$(dirname "$0")/scripts/system-packages.sh"
 ruff check .
+lint-imports
 exec python -m pytest "$@"

@@ -41,7 +41,7 @@ How the copies are made, exactly:
   `hashes.json` carries each copy's real content hash (from the database), so the copies
   count as indexed. Demo items keep the hashes the demo index had; if the demo database moved
   on since its index was saved, the site's start-up sync re-encodes just those few items.
-* The demo accounts exist (`web.commands.ensure_demo_accounts`) with the password
+* The demo accounts exist (`service.demo.ensure_demo_accounts`) with the password
   g60-demo-2026 (reset to it in the copy if the demo site's was changed).
 * `models/multilingual-e5-small` is a tree of symbolic links to the demo's model files, so
   nothing is rebuilt and the model's verification caches are written under the new home,
@@ -83,7 +83,7 @@ from matcher.indexing import IndexStore  # noqa: E402
 from matcher.retriever import window_id  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-DEMO_PASSWORD = "g60-demo-2026"  # web.commands.DEMO_PASSWORD
+DEMO_PASSWORD = "g60-demo-2026"  # service.demo.DEMO_PASSWORD
 DEMO_USERS = ("admin", "officer", "firm", "firm2", "office", "office2")
 INSERT_CHUNK = 5_000
 TITLE_MAX = 200
@@ -173,14 +173,14 @@ def nudge(vectors: np.ndarray, cosine: float, rng: np.random.Generator) -> np.nd
 
 def ensure_accounts(home: Path, url: str) -> None:
     from web import create_app
-    from web.accounts import authenticate, hash_password
-    from web.commands import ensure_demo_accounts
+    from service.accounts import authenticate, hash_password
+    from service.demo import ensure_demo_accounts
     from web.database import sessions
 
     app = create_app({"MATCHER_HOME": home, "DATABASE_URL": url,
                       "SYNC_INDEX_ON_START": False})
     with app.app_context():
-        created = ensure_demo_accounts()
+        created = ensure_demo_accounts(sessions())
         log(f"demo accounts created: {created or 'none (all present)'}")
         with sessions()() as session:
             for username in DEMO_USERS:

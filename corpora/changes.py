@@ -8,9 +8,10 @@ name, city, tier or sample flag, which are facets of all its records) appends on
 transaction, just before it commits: a committed change always has its row, and a
 rolled-back one has none. Workers apply `id > last id applied` before every read
 (`web.matching`), re-reading those records from the database (a closed need or withdrawn
-result is dropped). Listening on the `Session` class covers every session: the site, the
-importer, the CLI and scripts alike. Bulk `update()`/`delete()` statements bypass the ORM and
-are not logged: call `record()` for such rows.
+result is dropped). `install_change_log` registers the listeners on the platform's own session
+class (`corpora.db.PlatformSession`, which every session factory of ours makes), so the site,
+the importer, the CLI and scripts alike log their changes. Bulk `update()`/`delete()`
+statements bypass the ORM and are not logged: call `record()` for such rows.
 
 Readers move past ids in order, so ids must be handed out in commit order, or a reader could
 see id 11, move past it, and never see id 10 commit a moment later. SQLite has one writer at a
@@ -104,9 +105,12 @@ def _after_transaction_end(session: Session, transaction: Any) -> None:
         session.info.pop(_PENDING, None)
 
 
-event.listen(Session, "after_flush", _after_flush)
-event.listen(Session, "before_commit", _before_commit)
-event.listen(Session, "after_transaction_end", _after_transaction_end)
+def install_change_log(session_class: type[Session]) -> None:
+    """Make every session of `session_class` write the change log (idempotent)."""
+    for name, listener in (("after_flush", _after_flush), ("before_commit", _before_commit),
+                           ("after_transaction_end", _after_transaction_end)):
+        if not event.contains(session_class, name, listener):
+            event.listen(session_class, name, listener)
 
 
 # --- reading ---------------------------------------------------------------------------------

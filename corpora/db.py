@@ -1,14 +1,17 @@
 """Engines, sessions and migrations.
 
-SQLite by default (`<MATCHER_HOME>/matcher.sqlite`), PostgreSQL when `DATABASE_URL` says so;
-the same code runs on both. The schema is only ever created by Alembic (`upgrade`), never by
+SQLite by default (`settings.Settings.database_url`: `<home>/matcher.sqlite`), PostgreSQL when
+`DATABASE_URL` says so; the same code runs on both. The URL is always passed in: this module
+reads no environment. The schema is only ever created by Alembic (`upgrade`), never by
 `metadata.create_all`, so that every database has a revision history later migrations extend.
+
+Every session of the platform is a `PlatformSession`: the change log's listeners
+(`corpora.changes`) are registered on that class here, explicitly, and on nothing else.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,18 +22,26 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from embeddings.paths import matcher_home
+from corpora.changes import install_change_log
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS_DIR = REPO_ROOT / "migrations"
+# Ids per `IN (...)` clause: large enough to be quick, small enough for any database's
+# bound-parameter limit.
+IN_CHUNK = 500
 
 
-def default_url() -> str:
-    """`DATABASE_URL` if set, else the SQLite file under MATCHER_HOME."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        return url
-    return f"sqlite:///{matcher_home() / 'matcher.sqlite'}"
+class PlatformSession(Session):
+    """The platform's session class: every write through it keeps the index change log."""
+
+
+install_change_log(PlatformSession)
+
+
+def in_chunks(values: Sequence, size: int = IN_CHUNK) -> Iterator[Sequence]:
+    """`values` in slices of at most `size`, for IN clauses and batched inserts."""
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
 
 
 def _enable_sqlite_pragmas(dbapi_connection: Any, _connection_record: Any) -> None:
@@ -74,9 +85,9 @@ def _end(connection: Any) -> None:
     connection.info.pop(_BEGIN_PENDING, None)
 
 
-def create_engine_for(url: str | URL | None = None, **kwargs: object) -> Engine:
-    """An engine for `url` (default: `default_url()`); SQLite gets foreign keys and WAL on."""
-    parsed = make_url(url if url is not None else default_url())
+def create_engine_for(url: str | URL, **kwargs: object) -> Engine:
+    """An engine for `url`; SQLite gets foreign keys and WAL on."""
+    parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
@@ -94,7 +105,7 @@ def create_engine_for(url: str | URL | None = None, **kwargs: object) -> Engine:
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     # expire_on_commit=False: reports and callers read ids and titles after the commit.
-    return sessionmaker(bind=engine, expire_on_commit=False)
+    return sessionmaker(bind=engine, class_=PlatformSession, expire_on_commit=False)
 
 
 @contextmanager
@@ -112,11 +123,11 @@ def session_scope(bind: Engine | sessionmaker[Session]) -> Iterator[Session]:
         session.close()
 
 
-def alembic_config(url: str | URL | None = None) -> Config:
+def alembic_config(url: str | URL) -> Config:
     """An Alembic config that finds `migrations/` from this file, whatever the cwd."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    rendered = make_url(url if url is not None else default_url()).render_as_string(
+    rendered = make_url(url).render_as_string(
         hide_password=False
     )
     # Config values go through ConfigParser interpolation: a literal % must be doubled.
@@ -124,7 +135,7 @@ def alembic_config(url: str | URL | None = None) -> Config:
     return config
 
 
-def upgrade(url: str | URL | Engine | None = None, revision: str = "head") -> None:
+def upgrade(url: str | URL | Engine, revision: str = "head") -> None:
     """Bring the database at `url` (or behind `engine`) to `revision` (default: head)."""
     if isinstance(url, Engine):
         config = alembic_config(url.url)

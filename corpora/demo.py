@@ -219,24 +219,3 @@ def build_demo(
         session, "need", table, source=needs_file.name, sample=True, progress=progress
     )
     return report
-
-
-def main() -> None:
-    """Build the demo corpus into the default database: `python -m corpora.demo [SHARED_DIR]`."""
-    import sys
-
-    from corpora.db import create_engine_for, session_scope, upgrade
-    from embeddings.paths import shared_dir
-
-    shared = Path(sys.argv[1]) if len(sys.argv) > 1 else shared_dir()
-    upgrade()
-    engine = create_engine_for()
-    try:
-        with session_scope(engine) as session:
-            print(build_demo(session, shared).summary())
-    finally:
-        engine.dispose()
-
-
-if __name__ == "__main__":
-    main()

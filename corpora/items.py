@@ -10,30 +10,22 @@ Facets (only non-empty ones are present; multi-valued ones are joined by ";"):
 - results: `region` is the institution's city, `cooperation_mode` the transfer modes offered,
   `date` the publication date, plus `result_type` and `maturity`
 
-Only open needs and active results are matchable; `load_items` and `content_hashes` return just
-those unless `matchable_only=False`.
+Only open needs and active results are matchable (`corpora.models.is_matchable`, the one
+definition); `load_items` and `content_hashes` return just those unless `matchable_only=False`.
+`DatabaseItems` is the database's implementation of the engine's `ItemSource`: index sync reads
+through it and never sees SQLAlchemy.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable
 
-from sqlalchemy import Select, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from corpora.models import LIST_SEPARATOR, Need, Result
+from corpora.db import in_chunks
+from corpora.models import LIST_SEPARATOR, Need, Result, is_matchable, model_for
 from matcher.types import Item, Side
-
-# Large enough to be quick, small enough for any database's bound-parameter limit.
-_ID_CHUNK = 500
-
-
-def model_for(side: Side) -> type[Need] | type[Result]:
-    if side == "need":
-        return Need
-    if side == "result":
-        return Result
-    raise ValueError(f"unknown side {side!r}: expected 'need' or 'result'")
 
 
 def _facets(pairs: Iterable[tuple[str, object]]) -> dict[str, str]:
@@ -96,17 +88,6 @@ def to_item(row: Need | Result) -> Item:
     return need_to_item(row) if isinstance(row, Need) else result_to_item(row)
 
 
-def _matchable(statement: Select, model: type[Need] | type[Result]) -> Select:
-    if model is Need:
-        return statement.where(Need.status == "open")
-    return statement.where(Result.status == "active")
-
-
-def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
-    for start in range(0, len(ids), _ID_CHUNK):
-        yield ids[start : start + _ID_CHUNK]
-
-
 def load_items(
     session: Session,
     side: Side,
@@ -122,13 +103,13 @@ def load_items(
     model = model_for(side)
     base = select(model).options(selectinload(model.organisation)).order_by(model.id)
     if matchable_only:
-        base = _matchable(base, model)
+        base = base.where(is_matchable(model))
     if ids is None:
         rows = list(session.scalars(base))
     else:
         wanted = sorted(set(ids))
         rows = []
-        for chunk in _chunks(wanted):
+        for chunk in in_chunks(wanted):
             rows.extend(session.scalars(base.where(model.id.in_(chunk))))
         rows.sort(key=lambda row: row.id)
     return [to_item(row) for row in rows]
@@ -146,11 +127,24 @@ def content_hashes(
     model = model_for(side)
     statement = select(model.id, model.content_hash)
     if matchable_only:
-        statement = _matchable(statement, model)
+        statement = statement.where(is_matchable(model))
     if ids is None:
         return {row_id: digest for row_id, digest in session.execute(statement)}
     hashes: dict[int, str] = {}
-    for chunk in _chunks(sorted(set(ids))):
+    for chunk in in_chunks(sorted(set(ids))):
         rows = session.execute(statement.where(model.id.in_(chunk)))
         hashes.update((row_id, digest) for row_id, digest in rows)
     return hashes
+
+
+class DatabaseItems:
+    """The engine's `ItemSource` over one database session: what index sync reads."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def content_hashes(self, side: Side, ids: Iterable[int] | None = None) -> dict[int, str]:
+        return content_hashes(self.session, side, ids)
+
+    def load_items(self, side: Side, ids: Iterable[int] | None = None) -> list[Item]:
+        return load_items(self.session, side, ids)

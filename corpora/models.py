@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
+    ColumnElement,
     Date,
     DateTime,
     Float,
@@ -362,7 +363,7 @@ class AuditEntry(Base):
     user: Mapped[User | None] = relationship()
 
 Index("ix_audit_log_entity", AuditEntry.entity, AuditEntry.entity_id)
-# Sign-in rate limits (web.ratelimit) count one action's entries over the last minutes.
+# Sign-in rate limits (service.signin_limits) count one action's entries over the last minutes.
 Index("ix_audit_log_action_at", AuditEntry.action, AuditEntry.at)
 
 
@@ -394,5 +395,29 @@ class IndexChange(Base):
         return f"IndexChange(id={self.id!r}, side={self.side!r}, item_id={self.item_id!r})"
 
 
-# Every session records its changes to needs and results in the log above (see there).
-from corpora import changes as _changes  # noqa: E402,F401
+# --- what each side is, and what of it is matchable -------------------------------------------
+
+# The one definition of "matchable": open needs and active results. Everything else (a closed
+# need, a withdrawn result) is left out of indexes, match lists, coverage and proposals.
+MATCHABLE_STATUS: dict[Side, str] = {"need": "open", "result": "active"}
+
+
+def model_for(side: Side) -> type[Need] | type[Result]:
+    if side == "need":
+        return Need
+    if side == "result":
+        return Result
+    raise ValueError(f"unknown side {side!r}: expected 'need' or 'result'")
+
+
+def side_of(row: Need | Result) -> Side:
+    return "need" if isinstance(row, Need) else "result"
+
+
+def is_matchable(model: type[Need] | type[Result]) -> ColumnElement[bool]:
+    """The SQL condition for a matchable row of `model`."""
+    return model.status == MATCHABLE_STATUS[side_of_model(model)]
+
+
+def side_of_model(model: type[Need] | type[Result]) -> Side:
+    return "need" if model is Need else "result"

@@ -1,4 +1,7 @@
-"""Command line: `python -m matcher rank|evaluate|demo ...`."""
+"""Command line: `python -m matcher rank|evaluate ...` (the demo is `python -m service demo`).
+
+The encoder comes from the settings (`MATCHER_MODEL`, `MATCHER_BACKEND`, `MATCHER_HOME`, read
+once here), `--model` overriding the model."""
 
 from __future__ import annotations
 
@@ -14,8 +17,11 @@ from matcher.retriever import MODES
 
 def _encoder(spec: str | None):
     from embeddings.loader import load_encoder
+    from settings import Settings
 
-    return load_encoder(spec)
+    settings = Settings.from_env()
+    return load_encoder(spec or settings.model, backend=settings.backend,
+                        models_dir=settings.models_dir)
 
 
 def cmd_rank(args: argparse.Namespace) -> int:
@@ -57,12 +63,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from matcher.demo import run_demo
-
-    return run_demo(query=args.query, encoder_spec=args.model)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m matcher", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -84,10 +84,6 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--quiet", action="store_true")
     evaluate.set_defaults(func=cmd_evaluate)
 
-    demo = sub.add_parser("demo", help="set up the demo corpus and answer a sample query")
-    demo.add_argument("--query", default=None, help="free-text need to match")
-    demo.add_argument("--model", default=None)
-    demo.set_defaults(func=cmd_demo)
     return parser
 
 

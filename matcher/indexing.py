@@ -26,18 +26,16 @@ import ctypes
 import fcntl
 import json
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy.orm import Session
 
-from corpora.items import content_hashes, load_items
 from embeddings.base import Encoder
 from matcher.lexical import LexicalIndex, PackedWords, save_packed
 from matcher.retriever import Collection, Matcher
-from matcher.types import SIDES, Side
+from matcher.types import SIDES, ItemSource, Side
 from matcher.vector_common import TEMP_PREFIX, IndexFileError, sha256_of, write_atomically
 from matcher.vector_index import VectorIndex, open_index
 
@@ -211,13 +209,13 @@ class IndexStore:
         self._indexed_hashes[side] = items
         return ""
 
-    def sync(self, session: Session, *, progress: bool = False, change_id: int = 0
+    def sync(self, source: ItemSource, *, progress: bool = False, change_id: int = 0
              ) -> list[SyncReport]:
-        """Repair every side against the database and save what changed. `change_id`: the
-        newest change-log id committed before `session` read the rows (recorded with the
+        """Repair every side against the source of truth and save what changed. `change_id`:
+        the newest change-log id committed before `source` read the rows (recorded with the
         files)."""
         with self.writing():
-            return [self.sync_side(session, side, progress=progress, change_id=change_id)
+            return [self.sync_side(source, side, progress=progress, change_id=change_id)
                     for side in SIDES]
 
     def _consistent(self, side: Side) -> bool:
@@ -227,16 +225,16 @@ class IndexStore:
         return (stored_ids == set(self._indexed_hashes[side]) == set(coll.lexical.ids().tolist())
                 and set(coll.extra_windows) <= stored_ids)
 
-    def sync_side(self, session: Session, side: Side, *, progress: bool = False,
+    def sync_side(self, source: ItemSource, side: Side, *, progress: bool = False,
                   change_id: int = 0) -> SyncReport:
         with self.writing():
-            return self._sync_side(session, side, progress=progress, change_id=change_id)
+            return self._sync_side(source, side, progress=progress, change_id=change_id)
 
-    def _sync_side(self, session: Session, side: Side, *, progress: bool,
+    def _sync_side(self, source: ItemSource, side: Side, *, progress: bool,
                    change_id: int) -> SyncReport:
         coll = self.matcher.collections[side]
-        wanted = content_hashes(session, side)
-        items = load_items(session, side)
+        wanted = source.content_hashes(side)
+        items = source.load_items(side)
         # Two reads, maybe not of one snapshot (PostgreSQL): a row that changed in between is
         # taken as either read saw it, and the change log or the next sync names it again.
         wanted = {item.id: wanted[item.id] for item in items if item.id in wanted}
@@ -269,11 +267,11 @@ class IndexStore:
         return SyncReport(side, added, len(fresh) - added, len(gone), len(wanted),
                           rebuilt or bool(problem), problem)
 
-    def check(self, session: Session) -> list[SyncReport]:
+    def check(self, source: ItemSource) -> list[SyncReport]:
         """What a sync would do, without doing it."""
         reports = []
         for side in SIDES:
-            wanted = content_hashes(session, side)
+            wanted = source.content_hashes(side)
             problem = self.load_problems.get(side, "")
             if not self._consistent(side):
                 problem = problem or "向量、关键词索引与 hashes.json 的条目不一致"
@@ -328,7 +326,7 @@ class IndexStore:
             self._unsaved.add(snap.side)
             raise
 
-    def items_changed(self, session: Session, side: Side, ids: Iterable[int], *,
+    def items_changed(self, source: ItemSource, side: Side, ids: Iterable[int], *,
                       save: bool = True, change_id: int = 0) -> int:
         """Apply saved edits at once: (re)index these ids, or drop them if no longer matchable.
 
@@ -337,9 +335,9 @@ class IndexStore:
         how many items were re-indexed or dropped; saves the side's files when `save`
         (recording `change_id`, as `sync` does)."""
         ids = sorted({int(i) for i in ids})
-        hashes = content_hashes(session, side, ids)
+        hashes = source.content_hashes(side, ids)
         # Both reads must agree (a row may change between them): the log names it again then.
-        live = {item.id: item for item in load_items(session, side, ids=ids)
+        live = {item.id: item for item in source.load_items(side, ids)
                 if item.id in hashes}
         coll = self.matcher.collections[side]
         indexed = self._indexed_hashes[side]
@@ -361,11 +359,10 @@ class IndexStore:
         return len(dropped) + len(fresh)
 
 
-def open_store(home: Path, encoder: Encoder, session_factory: Callable[[], Session], *,
+def open_store(home: Path, encoder: Encoder, source: ItemSource, *,
                progress: bool = False) -> tuple[IndexStore, list[SyncReport]]:
-    """Load the saved indexes and repair any difference from the database."""
+    """Load the saved indexes and repair any difference from the source of truth."""
     store = IndexStore(home, encoder)
     store.load()
-    with session_factory() as session:
-        reports = store.sync(session, progress=progress)
+    reports = store.sync(source, progress=progress)
     return store, reports

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 Side = Literal["need", "result"]
 SIDES: tuple[Side, Side] = ("need", "result")
@@ -41,6 +42,10 @@ class SharedTerm:
 
 @dataclass(frozen=True)
 class Explanation:
+    """Why a match ranks where it does. `dense_rank` and `lexical_rank` place its dense and
+    lexical scores among those of the matches returned with it (1 = highest); None where
+    that ranker did not run."""
+
     dense_score: float
     lexical_score: float
     shared_terms: tuple[SharedTerm, ...] = ()
@@ -54,3 +59,16 @@ class Match:
     id: int
     score: float
     explanation: Explanation | None = None
+
+
+class ItemSource(Protocol):
+    """Where index sync reads what is matchable: the open needs and active results, each
+    with the hash of exactly what gets embedded (`Item.full_text`). The database implements
+    it (`corpora.items.DatabaseItems`); `matcher.sources.MemoryItems` is the in-memory one the
+    engine's own tests use. With `ids`, only those (unknown or unmatchable ids are absent)."""
+
+    def content_hashes(self, side: Side, ids: Iterable[int] | None = None) -> dict[int, str]:
+        ...
+
+    def load_items(self, side: Side, ids: Iterable[int] | None = None) -> list[Item]:
+        ...

@@ -7,8 +7,9 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from corpora.db import create_engine_for, default_url
+from corpora.db import create_engine_for
 from corpora.models import Base
+from settings import Settings
 
 config = context.config
 
@@ -32,7 +33,7 @@ def _configure(connection: Connection) -> None:
 
 def run_migrations_offline() -> None:
     context.configure(
-        url=config.get_main_option("sqlalchemy.url") or default_url(),
+        url=config.get_main_option("sqlalchemy.url") or Settings.from_env().database_url,
         target_metadata=target_metadata,
         literal_binds=True,
     )
@@ -47,7 +48,8 @@ def run_migrations_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = create_engine_for(config.get_main_option("sqlalchemy.url") or default_url())
+    url = config.get_main_option("sqlalchemy.url") or Settings.from_env().database_url
+    engine = create_engine_for(url)
     try:
         with engine.begin() as connection:
             _configure(connection)

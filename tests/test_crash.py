@@ -226,6 +226,7 @@ SAVER = """
 import sys
 from pathlib import Path
 from corpora.db import create_engine_for, make_sessionmaker
+from corpora.items import DatabaseItems
 from corpora.models import Result
 from embeddings.fake import FakeEncoder
 from matcher.indexing import IndexStore
@@ -236,14 +237,14 @@ sessions = make_sessionmaker(create_engine_for(url))
 store = IndexStore(home, FakeEncoder())
 store.load()
 with sessions() as session:
-    store.sync(session)
+    store.sync(DatabaseItems(session))
     row = session.get(Result, result_id)
     tokenize("预热分词词典")  # jieba loads its dictionary once (a second): not in the loop
     print("saving", flush=True)
     for n in range(1, 100000):  # edit one record over and over, re-indexing and saving each time
         row.abstract = version(n)
         session.commit()
-        store.items_changed(session, "result", [result_id])
+        store.items_changed(DatabaseItems(session), "result", [result_id])
 """
 
 
@@ -256,6 +257,7 @@ def test_sigkill_while_saving_never_leaves_an_index_that_loads_wrong(tmp_path: P
     accepts is one whole save (the edited record's vector is the one of the text its hash
     names), or it is refused; either way a sync makes it whole again."""
     from corpora.db import create_engine_for, make_sessionmaker
+    from corpora.items import DatabaseItems
     from corpora.models import content_hash_of
     from embeddings.base import encode_document_windows
     from embeddings.fake import FakeEncoder
@@ -315,8 +317,8 @@ def test_sigkill_while_saving_never_leaves_an_index_that_loads_wrong(tmp_path: P
                     np.testing.assert_allclose(stored, expected, atol=1e-5)
                 else:
                     refused += 1
-                store.sync(session)
-                assert not any(r.changed for r in store.check(session))
+                store.sync(DatabaseItems(session))
+                assert not any(r.changed for r in store.check(DatabaseItems(session)))
                 assert store.matcher.search(row.abstract, side="result", k=1)[0].id == result_id
     finally:
         engine.dispose()

@@ -44,10 +44,10 @@ from sqlalchemy import select
 
 from corpora.backup import tables
 from corpora.models import AuditEntry, Shortlist, ShortlistLot, User
+from service.accounts import NewUser, create_user
 from tests.test_backup import postgres_schema
 from tests.test_web_api import NEW_NEED, NEW_RESULT, add_shortlist, bearer, error_of
 from tests.web_support import PASSWORD, Site, make_site
-from web.accounts import NewUser, create_user
 from web.database import sessions
 from web.records import NEED_FIELDS, RESULT_FIELDS
 

@@ -35,9 +35,9 @@ from hypothesis import strategies as st
 from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
 
 from corpora.backup import tables
+from corpora.db import PlatformSession
 from corpora.importer import ImportProblem, RowsRejected, import_file, import_records
 from corpora.schema import schema_for
 
@@ -113,7 +113,7 @@ def attempt(engine: Engine, run: Any) -> None:
     """Run one import in one transaction: success commits; an ImportProblem must leave the
     session clean, and the rollback the database as it was; anything else fails the test."""
     before = snapshot(engine)
-    with Session(engine) as session:
+    with PlatformSession(engine) as session:
         try:
             report = run(session)
         except ImportProblem as problem:
@@ -278,7 +278,7 @@ def test_rows_rejected_report_names_every_bad_row(sqlite_engine: Engine) -> None
     """The family's promise in one known case: a bad row among good ones rejects the file
     and the report says which line and which field."""
     rows = [valid_record("result", 1), valid_record("result", 2) | {"asking_price": "很多"}]
-    with Session(sqlite_engine) as session:
+    with PlatformSession(sqlite_engine) as session:
         try:
             import_records(session, "result", rows)
         except RowsRejected as rejected:
@@ -312,7 +312,7 @@ def test_import_records_one_bad_field_at_a_time(engine: Engine) -> None:
 @pytest.mark.parametrize("owner", ["机" * 201, "a\x00b", "a\ud800b", "   "],
                          ids=["201 characters", "NUL", "lone surrogate", "blank"])
 def test_a_bad_default_organisation_is_an_import_problem(engine: Engine, owner: str) -> None:
-    with Session(engine) as session:
+    with PlatformSession(engine) as session:
         try:
             import_records(session, "result", [{"title": "成果", "abstract": "摘要"}],
                            organisation=owner, progress=False)

@@ -5,13 +5,15 @@ import json
 import numpy as np
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
+from corpora.db import PlatformSession
 from corpora.importer import import_records
+from corpora.items import DatabaseItems
 from corpora.models import Result
 from embeddings.cache import CachedEncoder, EmbeddingCache
 from embeddings.fake import FakeEncoder
-from matcher.indexing import IndexStore, open_store
+from matcher.indexing import IndexStore
+from service.composition import open_store
 
 RESULTS = [
     {
@@ -64,8 +66,8 @@ class CountingEncoder(FakeEncoder):
 
 @pytest.fixture()
 def sessions(engine):
-    def factory() -> Session:
-        return Session(engine)
+    def factory() -> PlatformSession:
+        return PlatformSession(engine)
 
     with factory() as session:
         import_records(session, "result", RESULTS, sample=True)
@@ -120,7 +122,7 @@ def test_sync_repairs_differences_from_the_database(sessions, tmp_path):
         found = store.matcher.search("缺陷检测", side="result", k=5, mode=mode)
         assert withdrawn_id not in [m.id for m in found]
     with sessions() as session:
-        assert all(not r.changed for r in store.check(session))
+        assert all(not r.changed for r in store.check(DatabaseItems(session)))
 
 
 def test_index_from_another_model_is_rebuilt(sessions, tmp_path):
@@ -140,10 +142,10 @@ def test_items_changed_applies_one_edit_without_full_sync(sessions, tmp_path):
         r3.abstract = "钙钛矿光伏组件封装与清洗"
         session.commit()
         encoder.documents_seen = 0
-        store.items_changed(session, "result", [r3.id])
+        store.items_changed(DatabaseItems(session), "result", [r3.id])
         assert encoder.documents_seen == 1
         assert store.matcher.search("钙钛矿", side="result", k=1, mode="lexical")[0].id == r3.id
-        assert all(not r.changed for r in store.check(session))
+        assert all(not r.changed for r in store.check(DatabaseItems(session)))
 
 
 def test_cached_encoder_makes_rebuild_free(sessions, tmp_path):
@@ -153,7 +155,7 @@ def test_cached_encoder_makes_rebuild_free(sessions, tmp_path):
     inner.documents_seen = 0
     store = IndexStore(tmp_path / "b", cached)  # a fresh index folder: full rebuild
     with sessions() as session:
-        store.sync(session)
+        store.sync(DatabaseItems(session))
     assert inner.documents_seen == 0
     assert store.matcher.collections["result"].vectors.count() == 3
     np.testing.assert_equal(sorted(store.matcher.collections["result"].items), [1, 2, 3])
@@ -199,8 +201,8 @@ def test_an_index_saved_in_an_older_layout_is_rebuilt(sessions, tmp_path):
 @pytest.fixture()
 def sqlite_sessions(sqlite_engine):
     """As `sessions`, on SQLite only: for checks of the files that cannot depend on the DB."""
-    def factory() -> Session:
-        return Session(sqlite_engine)
+    def factory() -> PlatformSession:
+        return PlatformSession(sqlite_engine)
 
     with factory() as session:
         import_records(session, "result", RESULTS, sample=True)
@@ -231,7 +233,7 @@ def test_a_save_cut_short_before_its_hashes_is_refused_then_rebuilt(
 
     monkeypatch.setattr(indexing, "_write_json_atomically", die)
     with sqlite_sessions() as session, pytest.raises(KeyboardInterrupt):
-        store.items_changed(session, "result", [r3])
+        store.items_changed(DatabaseItems(session), "result", [r3])
     monkeypatch.undo()
     assert not list((tmp_path / "indexes").rglob(".tmp-*"))  # the temporaries went with it
 
@@ -282,7 +284,7 @@ def test_damaged_index_files_are_reported_then_repaired_at_the_next_start(
     assert next(r for r in reports if r.side == "result").added == 3
     assert encoder.documents_seen == 3  # only the damaged side is re-indexed
     with sqlite_sessions() as session:
-        assert not any(r.changed for r in store.check(session))
+        assert not any(r.changed for r in store.check(DatabaseItems(session)))
     assert store.matcher.search("光伏板清洗", side="result", k=1)[0].id in \
         store.matcher.collections["result"].items
 
@@ -364,7 +366,7 @@ def test_every_committed_change_to_a_record_is_logged_in_its_transaction(engine)
     def logged(session, after):
         return changes_since(session, after, latest_change_id(session))
 
-    with Session(engine) as session:
+    with PlatformSession(engine) as session:
         import_records(session, "result", RESULTS, sample=True)
         session.commit()
         assert logged(session, 0) == {"result": {1, 2, 3}}

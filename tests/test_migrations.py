@@ -46,13 +46,13 @@ def test_a_released_savepoint_still_rolls_back_with_its_transaction(engine) -> N
     """On SQLite this needs BEGIN to be emitted by us (corpora.db): pysqlite's own handling
     would make the RELEASE a commit."""
     from sqlalchemy import func, select
-    from sqlalchemy.orm import Session
 
+    from corpora.db import PlatformSession
     from corpora.models import Organisation
 
-    with Session(engine) as session:
+    with PlatformSession(engine) as session:
         with session.begin_nested():
             session.add(Organisation(name="保存点单位", kind="firm"))
         session.rollback()
-    with Session(engine) as session:
+    with PlatformSession(engine) as session:
         assert session.scalar(select(func.count()).select_from(Organisation)) == 0

@@ -1,7 +1,7 @@
 """Sign-in limits and session expiry, through HTTP as a browser or a script meets them.
 
 The limits live in the database (the audit log), so they hold across worker processes; the
-clocks of `web.ratelimit` and `web.auth` are moved forward instead of sleeping.
+clocks of `service.signin_limits` and `web.auth` are moved forward instead of sleeping.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from corpora.models import AuditEntry
+from service import signin_limits
 from tests.web_support import PASSWORD, Site
-from web import auth, ratelimit
+from web import auth
 from web.database import sessions
 
 API = "/api/v1"
@@ -29,7 +30,7 @@ class Clock:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.moment = datetime.now(UTC)
-        monkeypatch.setattr(ratelimit, "now", self)
+        monkeypatch.setattr(signin_limits, "now", self)
         monkeypatch.setattr(auth, "now", self)
 
     def __call__(self) -> datetime:
@@ -77,10 +78,10 @@ def test_sixth_attempt_on_an_account_is_refused_even_with_the_right_password(
     elsewhere.environ_base.update(OTHER_ADDRESS)
     assert sign_in(elsewhere, "firm_a").status_code == 429  # the account is what is limited
 
-    failed = entries(sqlite_site, ratelimit.FAILED)
+    failed = entries(sqlite_site, signin_limits.FAILED)
     assert len(failed) == 5 and {f["account"] for f in failed} == {"firm_a"}
     assert failed[1]["username"] == " firm_a" and failed[0]["address"] == "127.0.0.1"
-    refusals = entries(sqlite_site, ratelimit.REFUSED)
+    refusals = entries(sqlite_site, signin_limits.REFUSED)
     assert [(r["account"], r["limit"], r["address"]) for r in refusals] == [
         ("firm_a", "account", "127.0.0.1"), ("firm_a", "account", "198.51.100.7")]
 
@@ -110,7 +111,7 @@ def test_the_address_limit_counts_failures_on_every_account(
     other = sqlite_site.app.test_client()
     other.environ_base.update(OTHER_ADDRESS)
     assert sign_in(other, "firm_b").status_code == 302
-    assert {r["limit"] for r in entries(sqlite_site, ratelimit.REFUSED)} == {"address"}
+    assert {r["limit"] for r in entries(sqlite_site, signin_limits.REFUSED)} == {"address"}
 
 
 def test_the_window_slides_and_refusals_do_not_extend_it(sqlite_site: Site, clock: Clock) -> None:
@@ -128,8 +129,8 @@ def test_the_window_slides_and_refusals_do_not_extend_it(sqlite_site: Site, cloc
     assert int(sign_in(client, "firm_a").headers["Retry-After"]) == 60
     clock.advance(minutes=1, seconds=1)
     assert sign_in(client, "firm_a").status_code == 302
-    assert len(entries(sqlite_site, ratelimit.FAILED)) == 5
-    assert len(entries(sqlite_site, ratelimit.REFUSED)) == 12
+    assert len(entries(sqlite_site, signin_limits.FAILED)) == 5
+    assert len(entries(sqlite_site, signin_limits.REFUSED)) == 12
 
 
 def test_a_success_resets_the_account_count(sqlite_site: Site, clock: Clock) -> None:
@@ -164,9 +165,9 @@ def test_the_api_token_endpoint_shares_the_limits(sqlite_site: Site, clock: Cloc
     assert int(refused.headers["Retry-After"]) > 0
     assert refused.headers["Cache-Control"] == "no-store"
     assert sign_in(client, "office_u1").status_code == 429
-    failed = entries(sqlite_site, ratelimit.FAILED)
+    failed = entries(sqlite_site, signin_limits.FAILED)
     assert [f.get("via") for f in failed] == ["api"] * 3 + [None] * 2
-    assert entries(sqlite_site, ratelimit.REFUSED)[0]["via"] == "api"
+    assert entries(sqlite_site, signin_limits.REFUSED)[0]["via"] == "api"
     clock.advance(minutes=16)
     issued = token(client, "office_u1")
     assert issued.status_code == 200 and issued.get_json()["token"].startswith("g60_")
@@ -179,7 +180,7 @@ def test_values_no_account_can_have_are_counted_without_crashing(
         response = client.open(f"{API}/token", method="POST", content_type="application/json",
                                 data=json.dumps({"username": username, "password": "x"}))
         assert response.status_code == 401
-    accounts = [f["account"] for f in entries(sqlite_site, ratelimit.FAILED)]
+    accounts = [f["account"] for f in entries(sqlite_site, signin_limits.FAILED)]
     assert accounts == ["\\ud800", "x" * 50, '"address": "127.0.0.1"', "a%_\\"]
     # LIKE wildcards and JSON look-alikes match nothing but themselves.
     assert sign_in(client, "a%_\\", WRONG).status_code == 401

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from corpora.models import Result, User
 from web import create_app
-from web.commands import DEMO_PASSWORD
+from service.demo import DEMO_PASSWORD
 from web.database import sessions
 
 

@@ -14,8 +14,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from corpora.models import Need, Organisation, Result
+from service.accounts import NewUser, create_user
 from web import create_app
-from web.accounts import NewUser, create_user
 from web.database import sessions
 
 PASSWORD = "Passw0rd-test"

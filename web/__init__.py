@@ -28,12 +28,14 @@ from web import (
     shortlists,
     templating,
 )
-from web.config import load_config
+from web.config import flask_config, settings_for
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
-    app.config.update(load_config(test_config))
+    settings = settings_for(test_config)
+    app.extensions["settings"] = settings
+    app.config.update(flask_config(settings, test_config))
 
     security.init_app(app)
     database.init_app(app)

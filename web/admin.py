@@ -11,8 +11,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from corpora.models import Organisation, User
-from web.accounts import AccountError, NewUser, create_user
-from web.audit import record
+from service.accounts import AccountError, NewUser, create_user
+from service.audit import record
 from web.auth import role_required
 from web.database import get_db
 

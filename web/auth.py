@@ -1,6 +1,6 @@
 """Sign-in, sign-out, roles, the account page (API token) and the account CLI commands.
 
-Sign-in is rate-limited per account and per address (`web.ratelimit`, counted in the audit
+Sign-in is rate-limited per account and per address (`service.signin_limits`, counted in the audit
 log so that every worker process sees the same counts). A session ends
 PERMANENT_SESSION_LIFETIME after sign-in (8 h) however busy it is, and earlier after
 SESSION_IDLE_TIMEOUT (2 h) without a request: a cookie left on a shared office computer
@@ -33,8 +33,8 @@ from flask.cli import with_appcontext
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 
 from corpora.models import User, as_id
-from web import ratelimit
-from web.accounts import (
+from service import signin_limits
+from service.accounts import (
     PASSWORD_MAX_LENGTH,
     ROLE_LABELS,
     AccountError,
@@ -43,7 +43,7 @@ from web.accounts import (
     create_user,
     issue_api_token,
 )
-from web.audit import record
+from service.audit import record
 from web.database import get_db, sessions
 
 bp = Blueprint("auth", __name__)
@@ -157,7 +157,7 @@ def _expire_session() -> None:
         session[SEEN_AT] = moment
 
 
-def _refused(username: str, refusal: ratelimit.Refusal) -> Any:
+def _refused(username: str, refusal: signin_limits.Refusal) -> Any:
     response = current_app.make_response(
         (render_template("auth/login.html", error=refusal.message, username=username), 429))
     response.headers["Retry-After"] = str(refusal.retry_after)
@@ -174,11 +174,11 @@ def login() -> Any:
         db = get_db()
         address = request.remote_addr
         # Before the password is checked: a refused guess learns nothing.
-        refusal = ratelimit.check(db, username, address,
-                                  ratelimit.Limits.from_config(current_app.config))
+        refusal = signin_limits.check(db, username, address,
+                                  signin_limits.Limits.from_config(current_app.config))
         db.commit()  # a fresh transaction for each write below (see after authenticate)
         if refusal is not None:
-            ratelimit.note_refusal(db, username, address, refusal)
+            signin_limits.note_refusal(db, username, address, refusal)
             db.commit()
             return _refused(username, refusal)
         user = authenticate(db, username, password)
@@ -188,10 +188,10 @@ def login() -> Any:
         db.commit()
         if user is None:
             error = "用户名或密码错误"
-            ratelimit.note_failure(db, username, address)
+            signin_limits.note_failure(db, username, address)
             db.commit()
         else:
-            ratelimit.note_success(user)  # sets last_login_at
+            signin_limits.note_success(user)  # sets last_login_at
             db.commit()
             login_user(SiteUser(user))
             _start_session()

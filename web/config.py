@@ -1,4 +1,10 @@
-"""Settings: defaults for one laptop, overridden by environment variables, then by tests."""
+"""The site's Flask config, made from the platform's `Settings`.
+
+`create_app(test_config)` builds `Settings.from_env()` once, applies the test config over it
+(the same names as the environment: `MATCHER_HOME`, `DATABASE_URL`, `MATCHER_MODEL`, ...),
+keeps the result as `app.extensions["settings"]` for the layers below, and copies the values
+the site's own code and Flask read into `app.config`.
+"""
 
 from __future__ import annotations
 
@@ -9,24 +15,20 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from corpora.db import default_url
-from embeddings.paths import matcher_home
-
-MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+from settings import Settings
 
 
-def _secret_key(home: Path) -> str:
-    """MATCHER_SECRET_KEY, else a random key kept under MATCHER_HOME (mode 0600) so that
+def _secret_key(settings: Settings) -> str:
+    """MATCHER_SECRET_KEY, else a random key kept under the home (mode 0600) so that
     sessions survive restarts and every worker on this machine signs cookies alike."""
-    configured = os.environ.get("MATCHER_SECRET_KEY")
-    if configured:
-        return configured
-    path = home / "secret_key"
+    if settings.secret_key:
+        return settings.secret_key
+    path: Path = settings.secret_key_file
     try:
         return path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         pass
-    home.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_hex(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -34,46 +36,42 @@ def _secret_key(home: Path) -> str:
     return key
 
 
-def _seconds(name: str, default: float) -> float:
-    """A duration from the environment: a number of seconds, zero or more."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < float("inf"):
-        raise ValueError(f"环境变量 {name} 应为非负秒数，而不是 {raw!r}")
-    return value
+def settings_for(overrides: Mapping[str, Any] | None = None) -> Settings:
+    return Settings.from_env().with_overrides(overrides or {})
 
 
-def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    overrides = dict(overrides or {})
-    home = Path(overrides.get("MATCHER_HOME") or matcher_home())
+def flask_config(settings: Settings, overrides: Mapping[str, Any] | None = None
+                 ) -> dict[str, Any]:
     config: dict[str, Any] = {
-        "MATCHER_HOME": home,
-        "DATABASE_URL": os.environ.get("DATABASE_URL") or default_url(),
-        # None: the default model (embeddings.loader); "fake" for tests; or a model path.
-        "MATCHER_MODEL": os.environ.get("MATCHER_MODEL") or None,
-        "MAX_CONTENT_LENGTH": MAX_UPLOAD_BYTES,
+        "MATCHER_HOME": settings.home,
+        "DATABASE_URL": settings.database_url,
+        "MATCHER_MODEL": settings.model,
+        "MAX_CONTENT_LENGTH": settings.max_upload_bytes,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
-        "SESSION_COOKIE_SECURE": os.environ.get("MATCHER_SECURE_COOKIES") == "1",
+        "SESSION_COOKIE_SECURE": settings.secure_cookies,
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=8),
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
-        # Matches counted as "answers well": a result in an open need's top K.
-        "COVERAGE_TOP_K": 10,
-        # After an edit the coverage is recomputed, but at most this often (seconds).
-        "COVERAGE_MAX_AGE_SECONDS": _seconds("COVERAGE_MAX_AGE_SECONDS", 30.0),
-        "SYNC_INDEX_ON_START": True,
-        # Seconds between the first unsaved edit and the background save of the index files.
-        "INDEX_SAVE_SECONDS": _seconds("INDEX_SAVE_SECONDS", 30.0),
+        "COVERAGE_TOP_K": settings.coverage_top_k,
+        "COVERAGE_MAX_AGE_SECONDS": settings.coverage_max_age_seconds,
+        "SYNC_INDEX_ON_START": settings.sync_index_on_start,
+        "INDEX_SAVE_SECONDS": settings.index_save_seconds,
+        "INDEX_POLL_SECONDS": settings.index_poll_seconds,
+        "LOGIN_LIMIT_PER_ACCOUNT": settings.login_limit_per_account,
+        "LOGIN_LIMIT_PER_ADDRESS": settings.login_limit_per_address,
+        "LOGIN_LIMIT_WINDOW": settings.login_limit_window,
+        "SESSION_IDLE_TIMEOUT": settings.session_idle_timeout,
     }
-    config.update(overrides)
-    config["MATCHER_HOME"] = Path(config["MATCHER_HOME"])
+    # Flask's own keys in the test config (TESTING, WTF_CSRF_ENABLED, SECRET_KEY...) pass
+    # through; the settings' keys keep their parsed values.
+    config.update({key: value for key, value in (overrides or {}).items()
+                   if key not in config})
     if not config.get("SECRET_KEY"):
-        config["SECRET_KEY"] = _secret_key(config["MATCHER_HOME"])
+        config["SECRET_KEY"] = _secret_key(settings)
     return config
+
+
+def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    return flask_config(settings_for(overrides), overrides)

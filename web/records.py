@@ -15,9 +15,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from corpora.models import MatchFeedback, Need, Organisation, Result, User, as_id, join_list
-from corpora.schema import NEED_SCHEMA, RESULT_SCHEMA, SideSchema, encoding_problem, validate_values
+from corpora.schema import (
+    NEED_SCHEMA,
+    RESULT_SCHEMA,
+    FieldErrors,
+    SideSchema,
+    encoding_problem,
+    validate_values,
+)
 from matcher.types import Side
-from web.audit import record
+from service.audit import record
 
 # Fields a user edits; organisation and status have their own rules.
 NEED_FIELDS = ("title", "description", "industry", "cooperation_mode", "budget_min",
@@ -26,14 +33,6 @@ RESULT_FIELDS = ("title", "abstract", "result_type", "patent_number", "maturity"
                  "keywords", "inventors", "transfer_modes", "asking_price", "published_on")
 LIST_FIELDS = ("keywords", "inventors", "transfer_modes")
 REASON_MAX = 500
-
-
-class FieldErrors(ValueError):
-    """Field name → message; nothing was saved."""
-
-    def __init__(self, errors: Mapping[str, str]) -> None:
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
-        self.errors = dict(errors)
 
 
 def fields_for(side: Side) -> tuple[str, ...]:

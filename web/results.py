@@ -16,7 +16,7 @@ from corpora.importer import ImportProblem, RowsRejected, import_file
 from corpora.models import MatchFeedback, Organisation, Result
 from corpora.schema import RESULT_SCHEMA
 from web import permissions
-from web.audit import record
+from service.audit import record
 from web.auth import role_required
 from web.database import get_db
 from web.item_pages import ItemPages, edit_page, new_page, signed_in_user, status_page

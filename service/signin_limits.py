@@ -35,8 +35,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from corpora.models import AuditEntry, User
-from web.accounts import USERNAME_PATTERN
-from web.audit import record
+from service.accounts import USERNAME_PATTERN
+from service.audit import record
 
 FAILED = "login_failed"
 REFUSED = "login_refused"
@@ -97,7 +97,7 @@ def _aware(moment: datetime) -> datetime:
 
 
 def _fragment(name: str, value: str) -> str:
-    """`"name": "value"` exactly as `web.audit.record` serialises it inside the detail."""
+    """`"name": "value"` exactly as `service.audit.record` serialises it inside the detail."""
     return json.dumps({name: value}, ensure_ascii=False)[1:-1]
 
 
