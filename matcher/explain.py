@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from matcher.filters import facet_values
 from matcher.tokenize import content_terms, explanation_terms, normalise
@@ -41,6 +42,17 @@ def agreed_facets(query_facets: dict[str, str], item: Item) -> tuple[str, ...]:
         if common:
             agreed.append(f"{name}={';'.join(sorted(common))}")
     return tuple(agreed)
+
+
+def list_ranks(scores: Sequence[float]) -> list[int | None]:
+    """Each score's place (1 = highest) among `scores`, ties in list order; None for NaN, the
+    score of a ranker that did not run (dense or lexical mode)."""
+    order = sorted((i for i, s in enumerate(scores) if not math.isnan(s)),
+                   key=lambda i: -scores[i])
+    ranks: list[int | None] = [None] * len(scores)
+    for place, i in enumerate(order, start=1):
+        ranks[i] = place
+    return ranks
 
 
 def highlight_spans(text: str, terms: Iterable[str]) -> list[tuple[int, int]]:

@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 
 from embeddings.base import Encoder, encode_document_windows
-from matcher.explain import agreed_facets, shared_terms
+from matcher.explain import agreed_facets, list_ranks, shared_terms
 from matcher.filters import Filters
 from matcher.fusion import Fusion, default_fusion
 from matcher.lexical import LexicalIndex
@@ -343,8 +343,10 @@ class Matcher:
     ) -> list[Match]:
         if not explain:
             return [Match(i, fused) for i, fused, _, _ in ranked]
+        dense_ranks = list_ranks([dense for _, _, dense, _ in ranked])
+        lexical_ranks = list_ranks([lexical for _, _, _, lexical in ranked])
         matches = []
-        for i, fused, dense, lexical in ranked:
+        for n, (i, fused, dense, lexical) in enumerate(ranked):
             item = coll.items[i]
             matches.append(Match(i, fused, Explanation(
                 dense_score=dense,
@@ -353,5 +355,7 @@ class Matcher:
                     text, item.full_text, coll.lexical.idf,
                     doc_words=coll.lexical.words(i) if i in coll.lexical else None),
                 facets_agreed=agreed_facets(query_facets, item),
+                dense_rank=dense_ranks[n],
+                lexical_rank=lexical_ranks[n],
             )))
         return matches

@@ -106,6 +106,36 @@ def test_explanation_has_components_terms_and_facets(matcher):
         assert "cooperation_mode=许可" in exp.facets_agreed
 
 
+def _places(scores: list[float]) -> list[int]:
+    """1-based place of each score, highest first, ties in list order: the expected ranks."""
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])
+    return [order.index(i) + 1 for i in range(len(scores))]
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
+def test_explanations_rank_each_score_within_the_returned_list(matcher, mode):
+    # k=4 of 5 results, a self-match left out: ranks count only the matches returned.
+    for matches in (
+        matcher.search("锂电池正极包覆 缺陷检测", side="result", k=4, mode=mode),
+        matcher.match_item(RESULTS[0], target="result", k=4, mode=mode),
+    ):
+        # lexical search returns only the items sharing a word with the query
+        assert len(matches) >= 2 and (mode == "lexical" or len(matches) == 4)
+        exps = [m.explanation for m in matches]
+        dense = [e.dense_score for e in exps]
+        lexical = [e.lexical_score for e in exps]
+        if mode == "lexical":
+            assert all(e.dense_rank is None for e in exps)
+        else:
+            assert [e.dense_rank for e in exps] == _places(dense)
+        if mode == "dense":
+            assert all(e.lexical_rank is None for e in exps)
+        else:
+            assert [e.lexical_rank for e in exps] == _places(lexical)
+    assert all(m.explanation is None
+               for m in matcher.search("锂电池", side="result", k=3, explain=False))
+
+
 def test_filters_keep_top_k_full(matcher):
     filters = Filters.of(industry="新能源汽车", result_type="论文")
     matches = matcher.search("缺陷检测算法", side="result", k=5, filters=filters)

@@ -59,8 +59,6 @@ class MatchRow:
     match: Match
     row: Need | Result
     terms: tuple[str, ...]
-    dense_rank: int | None
-    lexical_rank: int | None
 
     @property
     def why(self) -> str:
@@ -70,10 +68,10 @@ class MatchRow:
             return ""
         parts = [f"第 {self.rank} 名"]
         if not math.isnan(exp.dense_score):
-            parts.append(f"语义相似度 {exp.dense_score:.3f}（本列表第 {self.dense_rank} 高）")
+            parts.append(f"语义相似度 {exp.dense_score:.3f}（本列表第 {exp.dense_rank} 高）")
         if not math.isnan(exp.lexical_score):
             if exp.lexical_score > 0:
-                parts.append(f"关键词得分 {exp.lexical_score:.1f}（第 {self.lexical_rank} 高）")
+                parts.append(f"关键词得分 {exp.lexical_score:.1f}（第 {exp.lexical_rank} 高）")
             else:
                 parts.append("无共同关键词，靠语义取胜")
         if self.terms:
@@ -94,21 +92,12 @@ class MatchRow:
             "explanation": None if exp is None else {
                 "dense_score": number(exp.dense_score),
                 "lexical_score": number(exp.lexical_score),
-                "dense_rank": self.dense_rank, "lexical_rank": self.lexical_rank,
+                "dense_rank": exp.dense_rank, "lexical_rank": exp.lexical_rank,
                 "shared_terms": list(self.terms),
                 "facets_agreed": list(exp.facets_agreed),
                 "why": self.why,
             },
         }
-
-
-def _ranks(values: Sequence[float]) -> list[int | None]:
-    order = sorted((i for i, v in enumerate(values) if not math.isnan(v)),
-                   key=lambda i: -values[i])
-    ranks: list[int | None] = [None] * len(values)
-    for position, i in enumerate(order, start=1):
-        ranks[i] = position
-    return ranks
 
 
 def load_rows(session: Session, side: Side, ids: Sequence[int], *,
@@ -131,12 +120,8 @@ def match_rows(session: Session, side: Side, matches: Sequence[Match]) -> list[M
     indexed: the database has the last word, even before this worker's indexes catch up."""
     rows = load_rows(session, side, [m.id for m in matches], matchable_only=True)
     kept = [m for m in matches if m.id in rows]
-    dense = [m.explanation.dense_score if m.explanation else math.nan for m in kept]
-    lexical = [m.explanation.lexical_score if m.explanation else math.nan for m in kept]
-    dense_ranks, lexical_ranks = _ranks(dense), _ranks(lexical)
     return [
         MatchRow(rank, m, rows[m.id],
-                 tuple(t.term for t in m.explanation.shared_terms) if m.explanation else (),
-                 dense_ranks[n], lexical_ranks[n])
-        for n, (rank, m) in enumerate(((r, m) for r, m in enumerate(kept, start=1)))
+                 tuple(t.term for t in m.explanation.shared_terms) if m.explanation else ())
+        for rank, m in enumerate(kept, start=1)
     ]
