@@ -26,13 +26,9 @@ from pathlib import Path
 from embeddings.base import Encoder
 from embeddings.cpu import has_amx_bf16, has_int8_dot_product
 from embeddings.fake import FakeEncoder
-from embeddings.model_store import (
-    ONNX_SUBDIR,
-    default_e5_dir,
-    find_onnx_int8,
-    materialize_e5,
-    materialize_onnx_int8,
-)
+from embeddings.model_folders import ONNX_SUBDIR
+from embeddings.model_store import default_e5_dir, materialize_e5
+from embeddings.onnx_store import find_onnx_int8, materialize_onnx_int8
 from embeddings.openvino_runtime import read_layout
 from embeddings.openvino_store import (
     find_openvino_int8,

@@ -2,7 +2,7 @@
 
 On CPUs with int8 dot-product instructions (AVX-512 VNNI, AVX-VNNI) but no AMX this is the
 fastest faithful way to run the encoder (README, benchmarks/encode.py). The recipe: the
-folder's fp32 ONNX export (model_store.fp32_onnx_export), converted to OpenVINO and
+folder's fp32 ONNX export (onnx_store.fp32_onnx_export), converted to OpenVINO and
 quantized by NNCF's post-training quantization for transformers, whose activation ranges are
 calibrated on real texts of our kind: the demo's firm needs (corpora/data), as documents and
 as short queries. None of those texts is in a development set, so the dev-set figures do not
@@ -25,17 +25,17 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from embeddings.model_store import (
+from embeddings.model_folders import (
     OPENVINO_SUBDIR,
-    _build_lock,
-    _replace_dir,
-    _staging_dir,
-    default_e5_dir,
-    fp32_onnx_export,
+    build_lock,
     read_manifest,
+    replace_dir,
+    staging_dir,
     verify,
     write_manifest,
 )
+from embeddings.model_store import default_e5_dir
+from embeddings.onnx_store import fp32_onnx_export
 from embeddings.openvino_runtime import document_prompt, model_inputs
 
 log = logging.getLogger(__name__)
@@ -84,10 +84,10 @@ def materialize_openvino_int8(model_dir: Path | None = None, *, progress: bool =
     model_dir = Path(model_dir) if model_dir is not None else default_e5_dir()
     if find_openvino_int8(model_dir):
         return model_dir / OPENVINO_INT8_FILE
-    with _build_lock(model_dir / OPENVINO_SUBDIR):
+    with build_lock(model_dir / OPENVINO_SUBDIR):
         if find_openvino_int8(model_dir):  # built while we waited?
             return model_dir / OPENVINO_INT8_FILE
-        _build(model_dir, progress=progress)
+        build_openvino_int8(model_dir, progress=progress)
     return model_dir / OPENVINO_INT8_FILE
 
 
@@ -103,7 +103,9 @@ def _calibration_batches(model, input_names: set[str]) -> list[dict[str, np.ndar
     ]
 
 
-def _build(model_dir: Path, *, progress: bool) -> None:
+def build_openvino_int8(model_dir: Path, *, progress: bool) -> None:
+    """Build `<folder>/openvino/` afresh, replacing whatever is there (materialize_openvino_int8
+    calls it under the build lock, only when no verified build exists)."""
     # NNCF reports usage to Google Analytics unless it believes it runs in CI (its only use
     # of NNCF_CI). The platform runs offline and tells nobody what an office does with it.
     os.environ.setdefault("NNCF_CI", "1")
@@ -117,7 +119,7 @@ def _build(model_dir: Path, *, progress: bool) -> None:
     nncf.set_log_level(logging.ERROR)
     steps = tqdm(total=3, desc="int8 OpenVINO", unit="step", disable=not progress)
     try:
-        with fp32_onnx_export(model_dir) as (model, _scratch), _staging_dir(target) as staging:
+        with fp32_onnx_export(model_dir) as (model, _scratch), staging_dir(target) as staging:
             steps.update()
             fp32 = openvino.Core().read_model(str(model.transformers_model.path))
             names = {port.get_any_name() for port in fp32.inputs}
@@ -134,7 +136,7 @@ def _build(model_dir: Path, *, progress: bool) -> None:
                 )
             openvino.save_model(quantized, str(staging / OPENVINO_INT8_NAME))
             steps.update()
-            _replace_dir(staging, target)
+            replace_dir(staging, target)
     finally:
         steps.close()
     write_manifest(model_dir, subdir=OPENVINO_SUBDIR, extra={

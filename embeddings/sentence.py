@@ -21,8 +21,6 @@ Three things sit on top of plain `SentenceTransformer.encode`:
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import math
 import threading
 from collections.abc import Sequence
@@ -34,6 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from embeddings.base import check_texts, l2_normalise
+from embeddings.model_folders import weights_fingerprint
 from embeddings.openvino_runtime import document_prompt
 
 Backend = Literal["torch", "bf16", "onnx", "openvino"]
@@ -63,48 +62,6 @@ class _Chunk:
     text_index: int
     text: str
     tokens: int
-
-
-_EXPORT_DIRS = ("onnx", "openvino")
-
-
-def _fingerprint(model_dir: Path, export_file: str | None) -> str:
-    """Short hash of the weights (from the MANIFEST.json files when present), so cache keys
-    change whenever the files do: the folder's own weights, plus the export that runs, if
-    any (an OpenVINO .xml with its .bin)."""
-    exported: set[str] = set()
-    if export_file:
-        exported = {export_file, Path(export_file).with_suffix(".bin").as_posix()}
-
-    def counts(name: str) -> bool:
-        if name.split("/")[0] in _EXPORT_DIRS:
-            return name in exported
-        return name.endswith((".safetensors", ".bin"))
-
-    digest = hashlib.sha256()
-    for manifest_dir in (model_dir, *(model_dir / sub for sub in _EXPORT_DIRS)):
-        manifest_path = manifest_dir / "MANIFEST.json"
-        if manifest_path.is_file():
-            files = json.loads(manifest_path.read_text()).get("files", {})
-            for name in sorted(files):
-                if counts(name):
-                    digest.update(f"{name}:{files[name]['sha256']}".encode())
-    if digest.digest() == hashlib.sha256().digest():
-        # No manifest: names, sizes and mtimes of the weight files, by the rule this had
-        # before OpenVINO exports existed (so those names stay), never counting an OpenVINO
-        # export that does not run or another build's staging folder (a dot name).
-        for path in sorted(model_dir.rglob("*")):
-            relative = path.relative_to(model_dir).as_posix()
-            if not path.is_file() or relative.startswith(".") or "/." in relative:
-                continue
-            if relative.startswith("openvino/"):
-                counted = relative in exported
-            else:
-                counted = path.suffix in (".safetensors", ".bin", ".onnx")
-            if counted:
-                stat = path.stat()
-                digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    return digest.hexdigest()[:8]
 
 
 class SentenceTransformerEncoder:
@@ -179,7 +136,7 @@ class SentenceTransformerEncoder:
             variant = f"{backend}-{stem}"
         if backend == "bf16":
             variant = "torch-bf16"
-        fingerprint = _fingerprint(model_dir, export_file)
+        fingerprint = weights_fingerprint(model_dir, export_file)
         self.name = f"{model_dir.name}@{fingerprint}:{variant}:w{window_tokens}"
 
     def __repr__(self) -> str:

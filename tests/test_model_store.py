@@ -15,20 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embeddings import model_store, openvino_store
+from embeddings import e5_weights, model_folders, model_store, openvino_store
 from embeddings.cpu import int8_preset
-from embeddings.model_store import (
-    MANIFEST_NAME,
-    QUANTIZATION_CONFIGS,
-    default_e5_dir,
-    find_onnx_int8,
-    is_materialized_e5,
-    materialize_e5,
-    materialize_onnx_int8,
-    read_manifest,
-    verify,
-    write_manifest,
-)
+from embeddings.model_folders import MANIFEST_NAME, read_manifest, verify, write_manifest
+from embeddings.model_store import default_e5_dir, is_materialized_e5, materialize_e5
+from embeddings.onnx_store import QUANTIZATION_CONFIGS, find_onnx_int8, materialize_onnx_int8
 from embeddings.openvino_store import (
     OPENVINO_INT8_FILE,
     OPENVINO_RECIPE,
@@ -97,13 +88,13 @@ def test_repeated_verify_hashes_each_file_once(
     small_folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     hashed: list[Path] = []
-    real_sha256 = model_store._sha256
+    real_sha256 = model_folders.sha256_file
 
     def counting_sha256(path: Path) -> str:
         hashed.append(path)
         return real_sha256(path)
 
-    monkeypatch.setattr(model_store, "_sha256", counting_sha256)
+    monkeypatch.setattr(model_folders, "sha256_file", counting_sha256)
     assert verify(small_folder)
     assert len(hashed) == 3
     assert verify(small_folder)
@@ -129,18 +120,18 @@ def test_q4_0_dequantization_follows_the_e5c_layout() -> None:
         )
         expected[0, block * 32 : block * 32 + 16] = (low - 8) * scale
         expected[0, block * 32 + 16 : block * 32 + 32] = (high - 8) * scale
-    out = model_store._dequantize_q4_0(np.frombuffer(bytes(raw), dtype=np.uint8), 1, 64)
+    out = e5_weights.dequantize_q4_0(np.frombuffer(bytes(raw), dtype=np.uint8), 1, 64)
     np.testing.assert_array_equal(out, expected)
 
 
 def test_packaged_weights_parse_and_match_the_packaged_tokenizer() -> None:
-    data = memoryview(model_store.packaged_weights_path().read_bytes())
-    packed = model_store._read_packed_e5(data)
+    data = memoryview(e5_weights.packaged_weights_path().read_bytes())
+    packed = e5_weights.read_packed_e5(data)
     assert (packed.hidden, packed.layers, packed.heads, packed.intermediate) == (384, 12, 12, 1536)
     assert (packed.vocab, packed.max_positions, packed.type_vocab) == (250037, 512, 2)
-    tokenizer = json.loads(model_store.packaged_tokenizer_path().read_text(encoding="utf-8"))
-    model_store._check_tokenizer_matches(tokenizer, packed)  # raises on any mismatch
-    for name in model_store._bert_tensor_names(packed.layers):
+    tokenizer = json.loads(e5_weights.packaged_tokenizer_path().read_text(encoding="utf-8"))
+    e5_weights.check_tokenizer_matches(tokenizer, packed)  # raises on any mismatch
+    for name in e5_weights.bert_tensor_names(packed.layers):
         assert name.removesuffix(".w") in packed.tensors or name in packed.tensors
 
 
@@ -190,7 +181,7 @@ def test_second_materialize_is_a_fast_no_op(e5_dir: Path, monkeypatch: pytest.Mo
     def fail_build(*args: object, **kwargs: object) -> None:
         raise AssertionError("a verified folder must not be rebuilt")
 
-    monkeypatch.setattr(model_store, "_build_e5_folder", fail_build)
+    monkeypatch.setattr(model_store, "build_e5_folder", fail_build)
     manifest_mtime = (e5_dir / MANIFEST_NAME).stat().st_mtime_ns
     started = time.perf_counter()
     assert materialize_e5(e5_dir, progress=False) == e5_dir
@@ -301,5 +292,5 @@ def test_openvino_int8_model_is_quantized_checksummed_and_idempotent(
     def fail_build(*args: object, **kwargs: object) -> None:
         raise AssertionError("a verified build must not be redone")
 
-    monkeypatch.setattr(openvino_store, "_build", fail_build)
+    monkeypatch.setattr(openvino_store, "build_openvino_int8", fail_build)
     assert materialize_openvino_int8(e5_dir, progress=False) == built

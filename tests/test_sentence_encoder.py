@@ -17,7 +17,8 @@ from embeddings import cpu
 from embeddings.base import EmptyTextError, Encoder
 from embeddings.fake import FakeEncoder
 from embeddings.loader import clear_encoder_cache, load_encoder
-from embeddings.model_store import default_e5_dir, materialize_e5, materialize_onnx_int8
+from embeddings.model_store import default_e5_dir, materialize_e5
+from embeddings.onnx_store import materialize_onnx_int8
 from embeddings.openvino_runtime import read_layout
 from embeddings.openvino_store import materialize_openvino_int8
 from embeddings.paths import shared_dir
