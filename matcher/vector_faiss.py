@@ -18,7 +18,9 @@ returns the stored vectors bit for bit; only *which* candidates are scored is ap
 How many lists a query probes (`nprobe`) is calibrated at training time on stored vectors
 used as queries: for k = 10 and k = 100, the smallest nprobe whose recall@k against exact
 search reaches `target_recall` (deeper k scale it linearly). Any search, filtered or not,
-keeps widening its probe until it returns min(k, items it may return) hits.
+keeps widening its probe until it returns min(k, items it may return) hits. How the IVF index
+is sized, trained, filled and calibrated lives in `matcher.vector_faiss_ivf`, and its files
+in `matcher.vector_faiss_files`.
 """
 
 from __future__ import annotations
@@ -30,24 +32,25 @@ from typing import Any
 
 import faiss
 import numpy as np
-from tqdm import tqdm
 
 from matcher.vector_common import (
     Hits,
-    IndexFileError,
     as_ids,
     as_queries,
     as_vectors,
     check_k,
-    check_loaded,
-    commit_index_files,
-    open_committed,
     sorted_unique,
     utc_now_iso,
 )
-
-KIND_FLAT = "faiss-flat"
-KIND_IVF = "faiss-ivf"
+from matcher.vector_faiss_files import KIND_FLAT, KIND_IVF, IvfSettings, load_faiss, save_faiss
+from matcher.vector_faiss_ivf import (
+    TARGET_RECALL,
+    TRAIN_POINTS_PER_LIST,
+    add_in_chunks,
+    calibrate,
+    calibrated_nprobe,
+    train_ivf,
+)
 
 # Below this many vectors the index is exact. Measured with `benchmarks/search.py` (384-d
 # clustered vectors, one thread, p50 per single query): exact search costs ~0.085 ms per
@@ -57,37 +60,10 @@ KIND_IVF = "faiss-ivf"
 # (IVF takes ~1 s to train at 20k), so approximation buys nothing there; past it exact
 # latency grows linearly and IVF is 30x faster by 50k.
 ANN_THRESHOLD = 20_000
-# Recall@10 the calibration aims for on stored vectors; above the 0.95 promised against
-# exact search, to leave room for real queries being harder than stored items.
-TARGET_RECALL = 0.97
-# faiss warns below 39 training points per centroid; 40 is enough for k-means to place
-# them, and keeps training at 1M vectors to tens of seconds on one core.
-TRAIN_POINTS_PER_LIST = 40
-# Lists ~ 2·sqrt(n): a probe then scans ~sqrt(n)/2 vectors (see nlist_for).
-NLIST_PER_SQRT_N = 2.0
-CALIBRATION_QUERIES = 256
-# Calibrated depths: 10 for result pages, 100 for candidate lists handed to fusion/rerank.
-CALIBRATION_KS = (10, 100)
 # Filtered IVF search always brute-forces allowed sets this small (see _exact_filter_limit).
 FILTER_EXACT_MIN = 1_000
 # Filters over ids below this bound use a bitmap (at most 8 MiB), larger ids a hash set.
 BITMAP_MAX_ID = 1 << 26
-ADD_CHUNK = 65_536
-PROGRESS_MIN_ROWS = 100_000
-
-
-def nlist_for(count: int) -> int:
-    """Number of IVF lists for `count` vectors.
-
-    More lists make each probe cheaper but need more probes, and training time grows with
-    the square of the count (samples and centroids both scale with it). Measured at 1M on
-    the benchmark's data, one thread: 1,024 lists reached recall@10 0.98 at 4 probes with
-    p95 4.9 ms (long lists: cluster sizes are skewed), 2,048 lists 0.97 at 4 probes with
-    p95 0.6 ms, and took 29 s to train on two threads, against 5 s; 4,096 would train ~4x
-    longer again. So ~2·sqrt(n), and never fewer than TRAIN_POINTS_PER_LIST per list.
-    """
-    lists = int(NLIST_PER_SQRT_N * math.sqrt(count))
-    return max(1, min(lists, count // TRAIN_POINTS_PER_LIST))
 
 
 class FaissIndex:
@@ -115,7 +91,7 @@ class FaissIndex:
         # Sorted copy of the stored ids: membership tests for upsert, filters and `vectors`
         # without asking FAISS (whose direct maps expose no batch lookup). 8 bytes an id.
         self._sorted_ids = np.empty(0, dtype=np.int64)
-        # calibrated per k (see _calibrate); both empty while the index is exact
+        # calibrated per k (see vector_faiss_ivf.calibrate); both empty while the index is exact
         self._nprobe_by_k: dict[int, int] = {}
         self._calibrated_recall: dict[int, float] = {}
         self._trained_count = 0
@@ -130,50 +106,9 @@ class FaissIndex:
     def _new_flat(self) -> faiss.Index:
         return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dimension))
 
-    def _bar(self, total: int, description: str) -> tqdm:
-        return tqdm(
-            total=total,
-            desc=description,
-            unit="vec",
-            disable=not self.progress or total < PROGRESS_MIN_ROWS,
-        )
-
     def _add_chunks(self, index: faiss.Index, ids: np.ndarray, vectors: np.ndarray) -> None:
-        with self._bar(ids.size, f"indexing ({self.kind})") as bar:
-            for start in range(0, ids.size, ADD_CHUNK):
-                stop = start + ADD_CHUNK
-                index.add_with_ids(vectors[start:stop], ids[start:stop])
-                bar.update(min(stop, ids.size) - start)
-
-    def _fill_ivf(self, ivf: faiss.IndexIVFFlat, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Add everything to a freshly trained IVF index with each list allocated once.
-
-        Plain add_with_ids grows every list's std::vector by doubling, which left ~320 bytes
-        of slack per 384-d vector (RSS 1,910 vs 1,595 B/vector at 300k, measured). Assigning
-        lists first gives their final sizes, so each is reserved exactly; add_core then
-        reuses the assignments instead of searching the quantizer a second time.
-        """
-        lists = np.empty(ids.size, dtype=np.int64)
-        with self._bar(ids.size, "assigning to IVF lists") as bar:
-            for start in range(0, ids.size, ADD_CHUNK):
-                chunk = slice(start, start + ADD_CHUNK)
-                lists[chunk] = ivf.quantizer.search(vectors[chunk], 1)[1][:, 0]
-                bar.update(lists[chunk].size)
-        for number, size in enumerate(np.bincount(lists, minlength=ivf.nlist).tolist()):
-            if size:  # resize up allocates exactly, resize down keeps the capacity
-                ivf.invlists.resize(number, size)
-                ivf.invlists.resize(number, 0)
-        with self._bar(ids.size, "indexing (faiss-ivf)") as bar:
-            for start in range(0, ids.size, ADD_CHUNK):
-                chunk = slice(start, start + ADD_CHUNK)
-                rows = lists[chunk].size
-                ivf.add_core(
-                    rows,
-                    faiss.swig_ptr(vectors[chunk]),
-                    faiss.swig_ptr(ids[chunk]),
-                    faiss.swig_ptr(lists[chunk]),
-                )
-                bar.update(rows)
+        add_in_chunks(index, ids, vectors, description=f"indexing ({self.kind})",
+                      progress=self.progress)
 
     def build(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Replace the contents, choosing exact or IVF for this many vectors."""
@@ -192,78 +127,19 @@ class FaissIndex:
         self._built_at = utc_now_iso()
 
     def _build_ivf(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        nlist = nlist_for(ids.size)
+        # One generator draws the training sample, then the calibration queries.
         rng = np.random.default_rng(self.seed)
-        sample_size = min(ids.size, nlist * TRAIN_POINTS_PER_LIST)
-        sample = vectors[np.sort(rng.choice(ids.size, sample_size, replace=False))]
-        ivf = faiss.index_factory(self.dimension, f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)
-        ivf.cp.seed = self.seed
-        if self.progress and ids.size >= PROGRESS_MIN_ROWS:
-            tqdm.write(f"training IVF: {nlist} lists on {sample_size} vectors")
-        ivf.train(sample)
-        ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+        ivf = train_ivf(ids, vectors, rng, seed=self.seed, progress=self.progress)
         self._ivf = self._index = ivf
-        self._fill_ivf(ivf, ids, vectors)
         self._trained_count = ids.size
-        self._nprobe_by_k, self._calibrated_recall = self._calibrate(ids, vectors, rng)
-
-    def _calibrate(
-        self, ids: np.ndarray, vectors: np.ndarray, rng: np.random.Generator
-    ) -> tuple[dict[int, int], dict[int, float]]:
-        """For each k in CALIBRATION_KS, the smallest nprobe whose recall@k reaches
-        target_recall, with stored vectors as queries (each query's own id left out)."""
-        assert self._ivf is not None
-        ivf = self._ivf
-        rows = rng.choice(ids.size, min(CALIBRATION_QUERIES, ids.size), replace=False)
-        queries = vectors[rows]
-        own_ids = ids[rows].tolist()
-        largest_k = min(max(CALIBRATION_KS), ids.size - 1)
-        # +1: the query itself is among its own neighbours
-        _, truth_rows = faiss.knn(queries, vectors, largest_k + 1, faiss.METRIC_INNER_PRODUCT)
-        truth_ranked = [
-            _ranked_without(ids[row[row >= 0]].tolist(), own)
-            for row, own in zip(truth_rows, own_ids, strict=True)
-        ]
-
-        def recall(nprobe: int, k: int) -> float:
-            params = faiss.SearchParametersIVF(nprobe=nprobe)
-            _, found = ivf.search(queries, k + 1, params=params)
-            hit = total = 0
-            for row, expected, own in zip(found, truth_ranked, own_ids, strict=True):
-                got = _ranked_without(row[row >= 0].tolist(), own)[:k]
-                hit += len(set(expected[:k]).intersection(got))
-                total += len(expected[:k])
-            return hit / total if total else 1.0
-
-        nprobe_by_k: dict[int, int] = {}
-        recall_by_k: dict[int, float] = {}
-        # recall(low) is below target (nothing probed at 0); a larger k never needs fewer probes
-        low = 0
-        for k in sorted({min(k, largest_k) for k in CALIBRATION_KS}):
-            high = low + 1
-            while (high_recall := recall(high, k)) < self.target_recall and high < ivf.nlist:
-                low, high = high, min(ivf.nlist, high * 2)
-            # Doubling overshoots by up to 2x the work; bisect back down.
-            while high - low > 1:
-                middle = (low + high) // 2
-                if (middle_recall := recall(middle, k)) >= self.target_recall:
-                    high, high_recall = middle, middle_recall
-                else:
-                    low = middle
-            nprobe_by_k[k], recall_by_k[k] = high, high_recall
-            low = high - 1
-        return nprobe_by_k, recall_by_k
+        self._nprobe_by_k, self._calibrated_recall = calibrate(
+            ivf, ids, vectors, rng, self.target_recall)
 
     def nprobe_for(self, k: int) -> int:
-        """Lists to probe for a top-k search: the calibrated count of the smallest calibrated
-        k' >= k, scaled up linearly past the largest (deeper lists need wider probes)."""
+        """Lists to probe for a top-k search (1 while the index is exact)."""
         if self._ivf is None:
             return 1
-        for calibrated_k in sorted(self._nprobe_by_k):
-            if k <= calibrated_k:
-                return self._nprobe_by_k[calibrated_k]
-        largest_k = max(self._nprobe_by_k)
-        return min(self._ivf.nlist, math.ceil(self._nprobe_by_k[largest_k] * k / largest_k))
+        return calibrated_nprobe(self._nprobe_by_k, self._ivf.nlist, k)
 
     def _restructure_if_due(self) -> None:
         count = self.count()
@@ -439,75 +315,29 @@ class FaissIndex:
     def save(self, directory: Path, *, model: str) -> None:
         if not model:
             raise ValueError("save needs the name of the model that made the vectors")
-        sidecar: dict[str, Any] = {
-            "kind": self.kind,
-            "model": model,
-            "dimension": self.dimension,
-            "count": self.count(),
-            "metric": "inner_product",
-            "built_at": self._built_at,
-            "faiss_version": faiss.__version__,
-            "ann_threshold": self.ann_threshold,
-        }
-        if self._ivf is not None:
-            sidecar |= {
-                "nlist": int(self._ivf.nlist),
-                # JSON object keys are strings: {"10": nprobe, "100": nprobe}
-                "nprobe_by_k": {str(k): n for k, n in self._nprobe_by_k.items()},
-                "calibrated_recall": {str(k): r for k, r in self._calibrated_recall.items()},
-                "trained_count": self._trained_count,
-                "target_recall": self.target_recall,
-            }
-        self.meta = commit_index_files(
-            Path(directory),
-            "faiss",
-            lambda path: faiss.write_index(self._index, str(path)),
-            sidecar,
+        ivf = None if self._ivf is None else IvfSettings(
+            self._nprobe_by_k, self._calibrated_recall, self._trained_count)
+        self.meta = save_faiss(
+            Path(directory), self._index, model=model, built_at=self._built_at,
+            ann_threshold=self.ann_threshold, target_recall=self.target_recall, ivf=ivf,
         )
 
     @classmethod
     def load(cls, directory: Path) -> FaissIndex:
-        sidecar, data_path = open_committed(Path(directory), (KIND_FLAT, KIND_IVF))
-        try:
-            stored = faiss.read_index(str(data_path))
-        except RuntimeError as error:
-            raise IndexFileError(f"{data_path} is not a readable FAISS index: {error}") from error
-        check_loaded(sidecar, dimension=stored.d, count=stored.ntotal, where=data_path)
-        if stored.metric_type != faiss.METRIC_INNER_PRODUCT:
-            raise IndexFileError(f"{data_path}: index does not use inner product")
+        saved = load_faiss(Path(directory))
+        sidecar = saved.sidecar
         index = cls(
             sidecar["dimension"],
             ann_threshold=int(sidecar.get("ann_threshold", ANN_THRESHOLD)),
             target_recall=float(sidecar.get("target_recall", TARGET_RECALL)),
         )
-        if sidecar["kind"] == KIND_IVF:
-            # read_index hands back the concrete class; a downcast_index wrapper would not
-            # own the C++ object, which would then die with `stored`.
-            ivf = stored
-            if not isinstance(ivf, faiss.IndexIVFFlat):
-                raise IndexFileError(f"{data_path}: sidecar says IVF, file holds {type(ivf)}")
-            if ivf.direct_map.type != faiss.DirectMap.Hashtable:
-                raise IndexFileError(f"{data_path}: IVF index lacks its id direct map")
-            index._index = index._ivf = ivf
-            try:
-                index._nprobe_by_k = {int(k): int(n) for k, n in sidecar["nprobe_by_k"].items()}
-                index._calibrated_recall = {
-                    int(k): float(r) for k, r in sidecar["calibrated_recall"].items()
-                }
-                index._trained_count = int(sidecar["trained_count"])
-            except (KeyError, TypeError, ValueError, AttributeError) as error:
-                raise IndexFileError(f"{data_path}: sidecar lacks IVF settings: {error}") from error
-            if not index._nprobe_by_k:
-                raise IndexFileError(f"{data_path}: sidecar has no calibrated nprobe")
-            stored_ids = _ivf_ids(ivf)
-        else:
-            if not isinstance(stored, faiss.IndexIDMap2):
-                raise IndexFileError(f"{data_path}: sidecar says exact, file holds {type(stored)}")
-            index._index = stored
-            stored_ids = faiss.vector_to_array(stored.id_map)
-        index._sorted_ids = sorted_unique(stored_ids.astype(np.int64))
-        if index._sorted_ids.size != stored.ntotal:
-            raise IndexFileError(f"{data_path}: index holds duplicate ids")
+        index._index = saved.index
+        if saved.ivf is not None:
+            index._ivf = saved.index
+            index._nprobe_by_k = saved.ivf.nprobe_by_k
+            index._calibrated_recall = saved.ivf.calibrated_recall
+            index._trained_count = saved.ivf.trained_count
+        index._sorted_ids = saved.sorted_ids
         index._built_at = sidecar["built_at"]
         index.meta = sidecar
         return index
@@ -534,19 +364,3 @@ def _as_hits(scores: np.ndarray, labels: np.ndarray) -> Hits:
         [(int(i), float(s)) for i, s in zip(row_ids, row_scores, strict=True) if i >= 0]
         for row_ids, row_scores in zip(labels, scores, strict=True)
     ]
-
-
-def _ranked_without(ranked_ids: list[int], own_id: int) -> list[int]:
-    return [i for i in ranked_ids if i != own_id]
-
-
-def _ivf_ids(ivf: faiss.IndexIVF) -> np.ndarray:
-    lists = ivf.invlists
-    parts = []
-    for number in range(ivf.nlist):
-        size = lists.list_size(number)
-        if size:
-            pointer = lists.get_ids(number)
-            parts.append(faiss.rev_swig_ptr(pointer, size).copy())
-            lists.release_ids(number, pointer)
-    return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)

@@ -19,7 +19,8 @@ from matcher.vector_common import (
     IndexFileError,
     read_sidecar,
 )
-from matcher.vector_faiss import ANN_THRESHOLD, KIND_FLAT, KIND_IVF, FaissIndex
+from matcher.vector_faiss import ANN_THRESHOLD, FaissIndex
+from matcher.vector_faiss_files import KIND_FLAT, KIND_IVF
 from matcher.vector_numpy import KIND as KIND_NUMPY
 from matcher.vector_numpy import NumpyIndex
 

@@ -14,7 +14,7 @@ import faiss
 import numpy as np
 import pytest
 
-from matcher import vector_faiss
+from matcher import vector_faiss_ivf
 from matcher.vector_common import LOCK_NAME, SIDECAR_NAME, TEMP_PREFIX
 from matcher.vector_index import (
     ANN_THRESHOLD,
@@ -140,11 +140,11 @@ def test_ivf_recall_and_exact_scores_on_clustered_data() -> None:
 
 def test_ivf_calibrates_a_probe_count_below_exhaustive() -> None:
     index = built("faiss-ivf")
-    nlist = vector_faiss.nlist_for(N)
+    nlist = vector_faiss_ivf.nlist_for(N)
     assert 1 <= index.nprobe_for(10) <= index.nprobe_for(100) < nlist
     assert index.nprobe_for(1) == index.nprobe_for(10)
     assert index.nprobe_for(400) == min(nlist, 4 * index.nprobe_for(100))
-    assert all(r >= vector_faiss.TARGET_RECALL for r in index._calibrated_recall.values())
+    assert all(r >= vector_faiss_ivf.TARGET_RECALL for r in index._calibrated_recall.values())
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -270,7 +270,7 @@ def test_filter_through_faiss_selectors_is_exact_when_exhaustive(
     index.build(ids, VECTORS)
     if backend == "faiss-ivf":
         monkeypatch.setattr(index, "_exact_filter_limit", lambda k, allowed_count: 0)
-        monkeypatch.setattr(index, "nprobe_for", lambda k: vector_faiss.nlist_for(N))
+        monkeypatch.setattr(index, "nprobe_for", lambda k: vector_faiss_ivf.nlist_for(N))
     rows = np.random.default_rng(3).choice(N, 700, replace=False)
     got = index.search(QUERIES, 10, allowed_ids=ids[rows])
     expected = brute_force(QUERIES, ids[rows], VECTORS[rows], 10)
@@ -410,7 +410,7 @@ def test_sidecar_contents(backend: str, tmp_path: Path) -> None:
     if backend != "numpy":
         assert sidecar["faiss_version"] == faiss.__version__
     if backend == "faiss-ivf":
-        assert sidecar["nlist"] == vector_faiss.nlist_for(N)
+        assert sidecar["nlist"] == vector_faiss_ivf.nlist_for(N)
         assert sidecar["nprobe_by_k"] == {"10": index.nprobe_for(10), "100": index.nprobe_for(100)}
         assert sidecar["trained_count"] == N
     assert index.meta == sidecar
