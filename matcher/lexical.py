@@ -10,15 +10,12 @@ Rows are append-only. (Re)adding a document gives it a new row and marks its old
 its words go into a small tail of postings beside the packed, term-major arrays. When the
 tail or the dead rows grow past a fraction of the whole, one vectorised pass packs everything
 again. With 100,000 documents an edit costs well under a millisecond here, where rebuilding
-a bm25s index cost 11–13 s (`benchmarks/lexical.py`).
+a bm25s index cost 11–13 s (`benchmarks/lexical.py`). Its files are `matcher.lexical_files`.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import math
-import zipfile
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,14 +23,19 @@ from pathlib import Path
 
 import numpy as np
 
+from matcher import lexical_files
+from matcher.lexical_files import (
+    LEGACY_FILE,
+    PackedWords,
+    empty_packed,
+    read_legacy,
+    read_packed,
+    save_packed,
+)
 from matcher.tokenize import tokenize
-from matcher.vector_common import write_atomically
 
 K1 = 1.5
 B = 0.75
-DATA_FILE = "postings.npz"
-LEGACY_FILE = "tokens.jsonl"  # schema 1: one JSON line of words per document
-SCHEMA_VERSION = 2
 # Pack again once the tail holds this share of the live rows (or dead rows this share of all).
 TAIL_SHARE = 0.125
 DEAD_SHARE = 0.25
@@ -95,26 +97,9 @@ class _Growable:
         return self.data[: self.size]
 
 
-@dataclass
-class PackedWords:
-    """Documents in row order, each row's words as (term id, tf) runs: the saved form."""
-
-    terms: list[str]
-    doc_ids: np.ndarray  # int64, one per row
-    lengths: np.ndarray  # float32 words per row
-    starts: np.ndarray  # int64, len(rows) + 1: row r's words are [starts[r], starts[r+1])
-    term_ids: np.ndarray  # int32
-    tfs: np.ndarray  # float32
-
-
-def _empty() -> PackedWords:
-    return PackedWords([], np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(1, np.int64),
-                   np.zeros(0, np.int32), np.zeros(0, np.float32))
-
-
 class LexicalIndex:
     def __init__(self) -> None:
-        self._reset(_empty())
+        self._reset(empty_packed())
 
     def _reset(self, packed: PackedWords) -> None:
         """Take `packed` (live rows only) as the whole contents and index it term-major."""
@@ -146,7 +131,7 @@ class LexicalIndex:
 
     # -- contents -----------------------------------------------------------------
     def build(self, docs: Iterable[tuple[int, str]]) -> None:
-        self._reset(_empty())
+        self._reset(empty_packed())
         self.add(docs)
 
     def add(self, docs: Iterable[tuple[int, str]]) -> None:
@@ -333,13 +318,11 @@ class LexicalIndex:
     ) -> list[tuple[int, float]]:
         return self.score(query).top(k, allowed_ids=allowed_ids)
 
-    # -- persistence (numpy arrays and a JSON word list, no pickle) -------------------
+    # -- persistence ----------------------------------------------------------------
     @staticmethod
     def data_path(directory: Path) -> Path:
         """The file `save` writes (or, from an older version, the file `load` reads)."""
-        path = Path(directory) / DATA_FILE
-        legacy = Path(directory) / LEGACY_FILE
-        return legacy if not path.exists() and legacy.exists() else path
+        return lexical_files.data_path(directory)
 
     def save(self, directory: Path) -> None:
         save_packed(self.packed(), directory)
@@ -347,65 +330,11 @@ class LexicalIndex:
     @classmethod
     def load(cls, directory: Path) -> LexicalIndex:
         path = cls.data_path(directory)
-        if path.name == LEGACY_FILE:
-            return _load_legacy(path)
-        try:
-            with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
-                schema = int(data["schema"])
-                terms = json.loads(data["terms"].tobytes().decode("utf-8"))
-                packed = PackedWords(terms, data["doc_ids"].astype(np.int64),
-                                 data["lengths"].astype(np.float32),
-                                 data["starts"].astype(np.int64),
-                                 data["term_ids"].astype(np.int32),
-                                 data["tfs"].astype(np.float32))
-        except FileNotFoundError:
-            raise
-        except (OSError, KeyError, EOFError, ValueError, zipfile.BadZipFile) as error:
-            raise ValueError(f"{path}: unreadable lexical index: {error}") from error
-        if schema != SCHEMA_VERSION:
-            raise ValueError(f"{path}: unsupported lexical index schema {schema}")
-        rows, entries = len(packed.doc_ids), len(packed.term_ids)
-        if (len(packed.lengths) != rows or len(packed.starts) != rows + 1
-                or packed.starts[-1] != entries or len(packed.tfs) != entries
-                or (entries and not 0 <= packed.term_ids.min() <= packed.term_ids.max()
-                    < len(terms))):
-            raise ValueError(f"{path}: lexical index arrays disagree (truncated?)")
         index = cls()
-        index._reset(packed)
+        if path.name == LEGACY_FILE:
+            for doc_id, words in read_legacy(path):
+                index._add_words(doc_id, words, postings=False)
+            index._repack()
+        else:
+            index._reset(read_packed(path))
         return index
-
-
-def save_packed(packed: PackedWords, directory: Path) -> None:
-    """Write a `LexicalIndex.packed()` snapshot atomically into `directory`."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    terms = np.frombuffer(json.dumps(packed.terms, ensure_ascii=False).encode("utf-8"),
-                          dtype=np.uint8)
-
-    def write(path: Path) -> None:
-        buffer = io.BytesIO()
-        np.savez(buffer, schema=np.int64(SCHEMA_VERSION), terms=terms, doc_ids=packed.doc_ids,
-                 lengths=packed.lengths, starts=packed.starts, term_ids=packed.term_ids,
-                 tfs=packed.tfs)
-        path.write_bytes(buffer.getbuffer())
-
-    write_atomically(directory / DATA_FILE, write)
-    (directory / LEGACY_FILE).unlink(missing_ok=True)
-
-
-def _load_legacy(path: Path) -> LexicalIndex:
-    """Schema 1 (word lists as JSON lines), as saved before postings were kept."""
-    index = LexicalIndex()
-    with open(path, encoding="utf-8") as fh:
-        header = json.loads(fh.readline())
-        if header.get("schema") != 1:
-            raise ValueError(f"{path}: unsupported lexical index schema {header.get('schema')}")
-        rows = 0
-        for line in fh:
-            doc_id, words = json.loads(line)
-            index._add_words(int(doc_id), list(words), postings=False)
-            rows += 1
-    if rows != header.get("count"):
-        raise ValueError(f"{path}: truncated ({rows} of {header['count']} rows)")
-    index._repack()
-    return index

@@ -6,7 +6,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from matcher import lexical
+from matcher import lexical, lexical_files
 from matcher.lexical import LexicalIndex
 from matcher.tokenize import explanation_terms, tokenize
 
@@ -81,7 +81,7 @@ def test_save_load_roundtrip(index, tmp_path):
 
 def test_truncated_file_refused(index, tmp_path):
     index.save(tmp_path)
-    path = tmp_path / lexical.DATA_FILE
+    path = tmp_path / lexical_files.DATA_FILE
     path.write_bytes(path.read_bytes()[:-40])
     with pytest.raises(ValueError, match="unreadable"):
         LexicalIndex.load(tmp_path)
@@ -89,7 +89,7 @@ def test_truncated_file_refused(index, tmp_path):
 
 def test_arrays_that_disagree_are_refused(index, tmp_path):
     index.save(tmp_path)
-    path = tmp_path / lexical.DATA_FILE
+    path = tmp_path / lexical_files.DATA_FILE
     with np.load(path) as data:
         arrays = dict(data)
     arrays["tfs"] = arrays["tfs"][:-1]
@@ -108,7 +108,7 @@ def test_legacy_word_lists_load_and_are_replaced_on_save(index, tmp_path):
     assert LexicalIndex.data_path(tmp_path).name == "tokens.jsonl"
     assert legacy.search("正极 包覆", 3) == index.search("正极 包覆", 3)
     legacy.save(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [lexical.DATA_FILE]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [lexical_files.DATA_FILE]
 
 
 def reference_scores(docs: dict[int, str], query: str) -> dict[int, float]:
