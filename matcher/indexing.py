@@ -3,7 +3,8 @@
 Each side has a folder under `<home>/indexes/<side>/` holding the vector index, the BM25
 postings and `hashes.json`: the content hash of every item as it was indexed. Comparing
 those with the database's hashes tells exactly what to add, re-embed or drop, so a restart,
-an import or an edit only ever touches the items that changed.
+an import or an edit only ever touches the items that changed. The names of those files are
+defined once, in `matcher.index_files`, which also copies a side for backups.
 
 Several processes may save the same folder (gunicorn workers, a CLI import beside the site).
 Every file is replaced atomically (temporary file, fsync, rename, directory fsync), and a
@@ -33,17 +34,22 @@ from pathlib import Path
 import numpy as np
 
 from embeddings.base import Encoder
+from matcher.index_files import (
+    HASHES_FILE,
+    LAYOUT,
+    LEXICAL_DIR,
+    VECTORS_DIR,
+    WINDOWS_DIR,
+    indexes_folder,
+    side_folder,
+)
 from matcher.lexical import LexicalIndex, PackedWords, save_packed
 from matcher.retriever import Collection, Matcher
 from matcher.types import SIDES, ItemSource, Side
 from matcher.vector_common import TEMP_PREFIX, IndexFileError, sha256_of, write_atomically
 from matcher.vector_index import VectorIndex, open_index
 
-HASHES_FILE = "hashes.json"
 LOCK_FILE = ".write.lock"  # in <home>/indexes/
-# How vectors are laid out on disk; an index saved under another layout is rebuilt.
-# 2: first window in `vectors/`, further windows of long texts in `windows/`.
-LAYOUT = 2
 
 
 @dataclass(frozen=True)
@@ -75,10 +81,6 @@ def release_free_memory() -> None:
     and a long-running server's RSS grows by a snapshot now and then. malloc_trim returns it."""
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-def _side_dir(home: Path, side: Side) -> Path:
-    return home / "indexes" / side
 
 
 def _saved_change_id(folder: Path) -> int:
@@ -144,7 +146,7 @@ class IndexStore:
                 finally:
                     self._file_lock_depth -= 1
                 return
-            folder = self.home / "indexes"
+            folder = indexes_folder(self.home)
             folder.mkdir(parents=True, exist_ok=True)
             with open(folder / LOCK_FILE, "a+b") as handle:
                 fcntl.flock(handle.fileno(), mode)
@@ -164,7 +166,7 @@ class IndexStore:
         """Read whatever indexes exist on disk; missing or foreign ones start empty."""
         with self._flock(fcntl.LOCK_SH):
             # Every writer holds the lock exclusively: any temporary file now is a crash's.
-            for stale in (self.home / "indexes").rglob(f"{TEMP_PREFIX}*"):
+            for stale in indexes_folder(self.home).rglob(f"{TEMP_PREFIX}*"):
                 stale.unlink(missing_ok=True)
             for side in SIDES:
                 problem = self._load_side(side)
@@ -175,7 +177,7 @@ class IndexStore:
 
     def _load_side(self, side: Side) -> str:
         """Load one side; returns "" when loaded or absent, else why the files were refused."""
-        folder = _side_dir(self.home, side)
+        folder = side_folder(self.home, side)
         if not folder.exists():
             return ""
         try:
@@ -184,13 +186,14 @@ class IndexStore:
                 return f"索引来自另一模型 {hashes.get('model')}"
             if hashes.get("layout") != LAYOUT:
                 return f"索引格式 {hashes.get('layout')} 已过时"
-            vectors = open_index(folder / "vectors")
-            windows = open_index(folder / "windows")
-            lexical = LexicalIndex.load(folder / "lexical")
+            vectors = open_index(folder / VECTORS_DIR)
+            windows = open_index(folder / WINDOWS_DIR)
+            lexical = LexicalIndex.load(folder / LEXICAL_DIR)
             files = hashes.get("files")
             if files is not None and files != {
-                    "vectors": vectors.meta.get("sha256"), "windows": windows.meta.get("sha256"),
-                    "lexical": sha256_of(LexicalIndex.data_path(folder / "lexical"))}:
+                    VECTORS_DIR: vectors.meta.get("sha256"),
+                    WINDOWS_DIR: windows.meta.get("sha256"),
+                    LEXICAL_DIR: sha256_of(LexicalIndex.data_path(folder / LEXICAL_DIR))}:
                 return "索引文件与 hashes.json 不是同一次保存（保存中断）"
             items = {int(k): str(v) for k, v in hashes["items"].items()}
         except FileNotFoundError as error:
@@ -262,7 +265,7 @@ class IndexStore:
             self.matcher.index_items([i for i in items if i.id in fresh_set], progress=progress)
         self._indexed_hashes[side] = dict(wanted)
         if gone or fresh or rebuilt or problem or side in self._unsaved \
-                or not (_side_dir(self.home, side) / HASHES_FILE).exists():
+                or not (side_folder(self.home, side) / HASHES_FILE).exists():
             self.save_side(side, change_id=change_id)
         return SyncReport(side, added, len(fresh) - added, len(gone), len(wanted),
                           rebuilt or bool(problem), problem)
@@ -305,20 +308,21 @@ class IndexStore:
         whether it wrote; on failure the side counts as unsaved again."""
         try:
             with self.writing():
-                folder = _side_dir(self.home, snap.side)
+                folder = side_folder(self.home, snap.side)
                 if not force and snap.change_id <= _saved_change_id(folder):
                     return False
                 folder.mkdir(parents=True, exist_ok=True)
-                snap.vectors.save(folder / "vectors", model=self.encoder.name)
-                snap.windows.save(folder / "windows", model=self.encoder.name)
-                save_packed(snap.lexical, folder / "lexical")
+                snap.vectors.save(folder / VECTORS_DIR, model=self.encoder.name)
+                snap.windows.save(folder / WINDOWS_DIR, model=self.encoder.name)
+                save_packed(snap.lexical, folder / LEXICAL_DIR)
                 # Written last: the hashes name what the files above hold, and which files.
                 _write_json_atomically(
                     folder / HASHES_FILE,
                     {"model": self.encoder.name, "layout": LAYOUT, "change_id": snap.change_id,
-                     "files": {"vectors": snap.vectors.meta["sha256"],
-                               "windows": snap.windows.meta["sha256"],
-                               "lexical": sha256_of(LexicalIndex.data_path(folder / "lexical"))},
+                     "files": {VECTORS_DIR: snap.vectors.meta["sha256"],
+                               WINDOWS_DIR: snap.windows.meta["sha256"],
+                               LEXICAL_DIR: sha256_of(
+                                   LexicalIndex.data_path(folder / LEXICAL_DIR))},
                      "items": {str(k): v for k, v in snap.hashes.items()}},
                 )
                 return True

@@ -30,9 +30,10 @@ from flask import Flask
 from sqlalchemy import Engine, select, text
 from sqlalchemy.engine import make_url
 
-import corpora.backup as backup
-from corpora.backup import MANIFEST_NAME, create_backup, tables
+import service.backup as backup
+from corpora.dump import tables
 from corpora.models import Need, User
+from service.backup import MANIFEST_NAME, create_backup
 from tests.conftest import postgres_schema_url
 from tests.web_support import Site
 from web import create_app

@@ -42,7 +42,7 @@ from hypothesis import (
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from corpora.backup import tables
+from corpora.dump import tables
 from corpora.models import AuditEntry, Shortlist, ShortlistLot, User
 from service.accounts import NewUser, create_user
 from tests.test_backup import postgres_schema

@@ -36,8 +36,8 @@ from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from sqlalchemy import Engine, select
 
-from corpora.backup import tables
 from corpora.db import PlatformSession
+from corpora.dump import tables
 from corpora.importer import ImportProblem, RowsRejected, import_file, import_records
 from corpora.schema import schema_for
 

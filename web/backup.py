@@ -1,10 +1,10 @@
 """`flask --app web backup DEST` and `flask --app web restore SRC [--force]`.
 
-Thin command-line wrappers over `corpora.backup`, which holds the logic and knows nothing of
-Flask: the commands only supply this site's database engine and MATCHER_HOME. A backup may
-be taken while the site serves; a restore is for a stopped site (it replaces the database's
-rows and the indexes, which a running site holds in memory), after which the next start
-syncs the indexes with the restored rows.
+Thin command-line wrappers over `service.backup`, which holds the logic and knows nothing of
+Flask: the commands only supply this site's database engine and home (its `Settings`). A
+backup may be taken while the site serves; a restore is for a stopped site (it replaces the
+database's rows and the indexes, which a running site holds in memory), after which the next
+start syncs the indexes with the restored rows.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from corpora.backup import BackupError, create_backup, describe, restore_backup
+from service.backup import BackupError, create_backup, describe, restore_backup
+from web.settings import settings_of
 
 
 def _echo_table(name: str, rows: int) -> None:
@@ -31,7 +32,7 @@ def backup_command(dest: Path) -> None:
     click.echo(f"==> 备份到 {dest}", err=True)
     try:
         manifest = create_backup(app.extensions["matcher.engine"], dest,
-                                 home=app.config["MATCHER_HOME"], on_table=_echo_table)
+                                 home=settings_of(app).home, on_table=_echo_table)
     except BackupError as error:
         raise click.ClickException(str(error)) from None
     click.echo(describe(manifest))
@@ -48,7 +49,7 @@ def restore_command(src: Path, force: bool) -> None:
     click.echo(f"==> 校验并恢复 {src}", err=True)
     try:
         checked = restore_backup(app.extensions["matcher.engine"], src,
-                                 home=app.config["MATCHER_HOME"], force=force,
+                                 home=settings_of(app).home, force=force,
                                  on_table=_echo_table)
     except BackupError as error:
         raise click.ClickException(str(error)) from None
