@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from embeddings.loader import load_encoder  # noqa: E402
 from embeddings.model_store import default_e5_dir, materialize_e5  # noqa: E402
-from embeddings.paths import shared_dir  # noqa: E402
+from settings import Settings  # noqa: E402
 
 ALL_SETS = ("csl-title", "csl-keywords", "patent-title", "patent-keywords")
 
@@ -160,19 +160,14 @@ def make_contender(spec: str, model_dir: Path) -> Contender:
             lambda texts: encode(texts, "document"),
             lambda texts: encode(texts, "query"),
         )
+    settings = Settings.from_env()
     if spec == "default":
-        encoder = load_encoder(None)
+        encoder = load_encoder(settings.model, backend=settings.backend,
+                               models_dir=settings.models_dir)
     else:
         backend, _, window = spec.partition(":w")
-        previous = os.environ.get("MATCHER_BACKEND")
-        os.environ["MATCHER_BACKEND"] = backend
-        try:
-            encoder = load_encoder("e5", window_tokens=int(window) if window else None)
-        finally:
-            if previous is None:
-                os.environ.pop("MATCHER_BACKEND", None)
-            else:
-                os.environ["MATCHER_BACKEND"] = previous
+        encoder = load_encoder("e5", backend=backend, models_dir=settings.models_dir,
+                               window_tokens=int(window) if window else None)
     label = f"{spec}: {encoder.name}"
     return Contender(label, encoder.encode_documents, encoder.encode_queries,
                      getattr(encoder, "encode_document_windows", None))
@@ -204,8 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if os.environ.get(name)]
     if caps:
         print("instruction sets capped:", " ".join(caps))
-    model_dir = materialize_e5(default_e5_dir(), progress=True)
-    eval_root = shared_dir() / "eval"
+    model_dir = materialize_e5(default_e5_dir(Settings.from_env().models_dir), progress=True)
+    eval_root = Settings.from_env().datasets / "eval"
     sets = [
         load_set(
             eval_root / name, max_docs=args.max_docs, max_queries=args.max_queries, seed=args.seed

@@ -25,11 +25,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from embeddings.paths import shared_dir  # noqa: E402
 from matcher import lexical  # noqa: E402
 from matcher.tokenize import tokenize  # noqa: E402
+from settings import Settings  # noqa: E402
 
-EVAL = shared_dir() / "eval"
+EVAL = Settings.from_env().datasets / "eval"
 SETS = ("patent-keywords", "csl-keywords")
 BATCH_MARK = " 批次"
 

@@ -22,9 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from embeddings.paths import shared_dir  # noqa: E402
+from settings import Settings  # noqa: E402
 
-SHARED = shared_dir()
+SHARED = Settings.from_env().datasets
 EVAL_SETS = ("csl-title", "csl-keywords", "patent-title", "patent-keywords")
 TARGET_S = 600
 

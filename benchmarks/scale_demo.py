@@ -71,7 +71,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import insert, select  # noqa: E402
 
 from corpora.db import create_engine_for, make_sessionmaker, upgrade  # noqa: E402
-from corpora.items import content_hashes, load_items  # noqa: E402
+from corpora.items import DatabaseItems, content_hashes, load_items  # noqa: E402
 from corpora.models import (  # noqa: E402
     Result,
     User,
@@ -172,9 +172,9 @@ def nudge(vectors: np.ndarray, cosine: float, rng: np.random.Generator) -> np.nd
 
 
 def ensure_accounts(home: Path, url: str) -> None:
-    from web import create_app
     from service.accounts import authenticate, hash_password
     from service.demo import ensure_demo_accounts
+    from web import create_app
     from web.database import sessions
 
     app = create_app({"MATCHER_HOME": home, "DATABASE_URL": url,
@@ -291,14 +291,15 @@ def build(args: argparse.Namespace) -> None:
     check = IndexStore(home, encoder)
     check.load()
     with factory() as session:
-        reports = check.check(session)
+        reports = check.check(DatabaseItems(session))
     for report in reports:
         log(f"left for the site's start-up sync: {report.summary()}")
     engine.dispose()
     if not args.skip_model_check:
-        from embeddings.loader import load_encoder
+        from service.composition import encoder_for
+        from settings import Settings
 
-        real = load_encoder(None)
+        real = encoder_for(Settings.from_env())
         if real.name != model_name:
             raise SystemExit(f"the model loads as {real.name!r}, the index was saved under "
                              f"{model_name!r}: the site would re-encode everything")

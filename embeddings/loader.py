@@ -1,9 +1,11 @@
 """Pick, build and cache the process's encoder.
 
-`load_encoder()` resolves a spec (argument, else env `MATCHER_MODEL`, else the default):
+`load_encoder(spec, backend=..., models_dir=...)` resolves a spec (the caller passes the
+settings' `MATCHER_MODEL`, `MATCHER_BACKEND` and models folder: nothing here reads the
+environment):
 
-* `None` / `"e5"` / `"default"`: multilingual-e5-small, materialized on first use into
-  `MATCHER_HOME/models/multilingual-e5-small`, run the fastest faithful way this CPU has:
+* `"default"` / `"e5"`: multilingual-e5-small, materialized on first use into
+  `<models_dir>/multilingual-e5-small`, run the fastest faithful way this CPU has:
   with AMX on torch with bf16 matrix products; with VNNI (int8 dot products) as a static
   int8 OpenVINO model; elsewhere through its dynamic int8 ONNX export (each export built
   on first use, one to two minutes);
@@ -11,15 +13,15 @@
 * a path: any sentence-transformers folder; ONNX Runtime when it holds an ONNX export,
   torch otherwise (bf16 autocast on a CPU with AMX); OpenVINO int8 when asked for.
 
-`MATCHER_BACKEND=torch|bf16|onnx|openvino` overrides the backend choice (torch: plain fp32;
-openvino: the static int8 model, built for that folder on first use). Loaded encoders are
-cached per process (loading costs seconds and hundreds of MB); under gunicorn load after fork.
+`backend="torch"|"bf16"|"onnx"|"openvino"` (`MATCHER_BACKEND`) overrides the backend choice
+(torch: plain fp32; openvino: the static int8 model, built for that folder on first use).
+Loaded encoders are cached per process (loading costs seconds and hundreds of MB); under
+gunicorn load after fork.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from pathlib import Path
 
@@ -35,10 +37,9 @@ from embeddings.openvino_store import (
     materialize_openvino_int8,
     openvino_available,
 )
-from embeddings.paths import matcher_home, shared_dir
 from embeddings.sentence import BACKENDS, DEFAULT_WINDOW_TOKENS, SentenceTransformerEncoder
 
-__all__ = ["load_encoder", "clear_encoder_cache", "matcher_home", "shared_dir"]
+__all__ = ["load_encoder", "clear_encoder_cache"]
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,8 @@ _cache: dict[tuple, Encoder] = {}
 _lock = threading.Lock()
 
 
-def _backend_override() -> str | None:
-    backend = os.environ.get("MATCHER_BACKEND", "").strip().lower()
+def _checked_backend(backend: str | None) -> str | None:
+    backend = (backend or "").strip().lower()
     if not backend:
         return None
     if backend not in BACKENDS:
@@ -100,11 +101,13 @@ def _onnx_file_for(model_dir: Path, *, build: bool) -> str | None:
     return found
 
 
-def _resolve(spec: str) -> tuple[str, Path | None, str, str | None]:
+def _resolve(spec: str, override: str | None, models_dir: Path | None
+             ) -> tuple[str, Path | None, str, str | None]:
     """(kind, model_dir, backend, export_file) for a spec; builds the default model if needed."""
-    override = _backend_override()
     if spec.lower() in DEFAULT_SPECS:
-        model_dir = materialize_e5(default_e5_dir())
+        if models_dir is None:
+            raise ValueError("the default model needs models_dir (Settings.models_dir)")
+        model_dir = materialize_e5(default_e5_dir(models_dir))
         backend = override or _default_backend()
         try:
             return "st", model_dir, backend, _export_file(model_dir, backend, build=True)
@@ -131,9 +134,11 @@ def _resolve(spec: str) -> tuple[str, Path | None, str, str | None]:
     return "st", model_dir.resolve(), backend, onnx_file if backend == "onnx" else None
 
 
-def load_encoder(spec: str | None = None, *, window_tokens: int | None = None) -> Encoder:
-    """The encoder named by `spec` (else `MATCHER_MODEL`, else the default), cached."""
-    spec = (spec or os.environ.get("MATCHER_MODEL", "").strip() or "default").strip()
+def load_encoder(spec: str | None = None, *, backend: str | None = None,
+                 models_dir: Path | None = None, window_tokens: int | None = None) -> Encoder:
+    """The encoder named by `spec` (None: the default), run by `backend` (None: the one this
+    CPU suits best), the default model kept under `models_dir`; cached per process."""
+    spec = (spec or "default").strip() or "default"
     if spec.lower() == "fake":
         key: tuple = ("fake",)
         with _lock:
@@ -142,11 +147,12 @@ def load_encoder(spec: str | None = None, *, window_tokens: int | None = None) -
             return _cache[key]
     window = window_tokens or DEFAULT_WINDOW_TOKENS
     with _lock:
-        _kind, model_dir, backend, export_file = _resolve(spec)
-        key = (str(model_dir), backend, export_file, window)
+        _kind, model_dir, chosen, export_file = _resolve(spec, _checked_backend(backend),
+                                                         models_dir)
+        key = (str(model_dir), chosen, export_file, window)
         if key not in _cache:
             _cache[key] = SentenceTransformerEncoder(
-                model_dir, backend=backend, export_file=export_file, window_tokens=window
+                model_dir, backend=chosen, export_file=export_file, window_tokens=window
             )
         return _cache[key]
 

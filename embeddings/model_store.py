@@ -34,7 +34,6 @@ from embeddings.model_folders import (
     verify,
     write_manifest,
 )
-from embeddings.paths import models_dir
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +43,9 @@ E5_PROMPTS = {"query": "query: ", "document": "passage: "}
 E5_LAYOUT_VERSION = 3
 
 
-def default_e5_dir() -> Path:
-    return models_dir() / E5_FOLDER_NAME
+def default_e5_dir(models_dir: Path) -> Path:
+    """Where the default model lives under a models folder (`Settings.models_dir`)."""
+    return Path(models_dir) / E5_FOLDER_NAME
 
 
 # --------------------------------------------------------------------------- folder contents
@@ -194,13 +194,13 @@ def is_materialized_e5(target_dir: Path) -> bool:
     return manifest.get("source") == _source_fingerprint()
 
 
-def materialize_e5(target_dir: Path | None = None, *, progress: bool = True) -> Path:
+def materialize_e5(target_dir: Path, *, progress: bool = True) -> Path:
     """Make `target_dir` a verified sentence-transformers folder of multilingual-e5-small.
 
     A folder that already verifies is left alone (a few stat calls); a missing, partial or
     corrupted one is rebuilt from the packaged weights (a few seconds: dequantize, write).
     """
-    target_dir = Path(target_dir) if target_dir is not None else default_e5_dir()
+    target_dir = Path(target_dir)
     if is_materialized_e5(target_dir):
         return target_dir
     with build_lock(target_dir):

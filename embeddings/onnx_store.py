@@ -34,7 +34,6 @@ from embeddings.model_folders import (
     verify,
     write_manifest,
 )
-from embeddings.model_store import default_e5_dir
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +113,7 @@ def _quiet_export_logs() -> Iterable[logging.Logger]:
 
 
 def materialize_onnx_int8(
-    model_dir: Path | None = None, *, quantization: str | None = None, progress: bool = True
+    model_dir: Path, *, quantization: str | None = None, progress: bool = True
 ) -> Path:
     """Add `onnx/model_qint8_<preset>_mixed.onnx` to a sentence-transformers folder.
 
@@ -123,7 +122,7 @@ def materialize_onnx_int8(
     `export_dynamic_quantized_onnx_model` with the recipe above), is staged in a temporary
     folder and moved in only once complete.
     """
-    model_dir = Path(model_dir) if model_dir is not None else default_e5_dir()
+    model_dir = Path(model_dir)
     quantization = quantization or int8_preset()
     if quantization not in QUANTIZATION_CONFIGS:
         raise ValueError(f"quantization must be one of {QUANTIZATION_CONFIGS}: {quantization!r}")

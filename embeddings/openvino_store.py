@@ -34,7 +34,6 @@ from embeddings.model_folders import (
     verify,
     write_manifest,
 )
-from embeddings.model_store import default_e5_dir
 from embeddings.onnx_store import fp32_onnx_export
 from embeddings.openvino_runtime import document_prompt, model_inputs
 
@@ -78,10 +77,10 @@ def find_openvino_int8(model_dir: Path) -> str | None:
     return OPENVINO_INT8_FILE
 
 
-def materialize_openvino_int8(model_dir: Path | None = None, *, progress: bool = True) -> Path:
+def materialize_openvino_int8(model_dir: Path, *, progress: bool = True) -> Path:
     """Add `openvino/openvino_model_qint8_static.xml` (+ .bin) to a sentence-transformers
     folder and return its path. Idempotent: a verified build of the same recipe is reused."""
-    model_dir = Path(model_dir) if model_dir is not None else default_e5_dir()
+    model_dir = Path(model_dir)
     if find_openvino_int8(model_dir):
         return model_dir / OPENVINO_INT8_FILE
     with build_lock(model_dir / OPENVINO_SUBDIR):

@@ -15,8 +15,8 @@ from playwright.sync_api import Page, sync_playwright
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from service.demo import DEMO_PASSWORD  # noqa: E402
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 
 def login(page: Page, url: str, username: str) -> None:

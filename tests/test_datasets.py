@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from embeddings.paths import shared_dir
+from settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 DATASETS = REPO / "datasets"
@@ -76,11 +76,11 @@ def test_seed_and_documents_are_there() -> None:
     assert "Apache License, Version 2.0" in notices and "Copyright (c) 2025 Gongbo Tang" in notices
 
 
-def test_shared_dir_is_the_repository_copy_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_datasets_are_the_repository_copy_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MATCHER_SHARED", raising=False)
-    assert shared_dir() == DATASETS
+    assert Settings.from_env().datasets == DATASETS
     monkeypatch.setenv("MATCHER_SHARED", "/elsewhere/shared")
-    assert shared_dir() == Path("/elsewhere/shared")
+    assert Settings.from_env().datasets == Path("/elsewhere/shared")
 
 
 def test_nothing_reads_the_folder_beside_the_checkout() -> None:

@@ -26,9 +26,9 @@ from corpora.importer import import_file
 from corpora.industries import G60_CITIES, G60_INDUSTRIES, classify_industry
 from corpora.items import load_items
 from corpora.models import Need, Organisation, Result
-from embeddings.paths import shared_dir
+from settings import Settings
 
-SHARED = shared_dir()
+SHARED = Settings.from_env().datasets
 SLICE = 30
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from embeddings.paths import shared_dir
-from matcher.cli import main
+from service.cli import main
+from settings import Settings
 
 
 @pytest.fixture()
@@ -14,8 +14,9 @@ def home(tmp_path, monkeypatch):
 
 
 def test_demo_sets_up_answers_and_resumes(home, capsys):
-    if not (shared_dir() / "data" / "patents.jsonl").exists():
-        pytest.fail(f"demo data missing at {shared_dir()}: datasets/ ships in the repository")
+    if not (Settings.from_env().datasets / "data" / "patents.jsonl").exists():
+        pytest.fail(f"demo data missing at {Settings.from_env().datasets}: datasets/ ships "
+                    "in the repository")
     assert main(["demo", "--model", "fake", "--query", "高镍正极材料循环稳定性 包覆改性"]) == 0
     first = capsys.readouterr()
     assert "最匹配的科技成果" in first.out and "共同术语" in first.out

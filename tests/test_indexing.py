@@ -242,11 +242,11 @@ def test_a_save_cut_short_before_its_hashes_is_refused_then_rebuilt(
     assert "不是同一次保存" in fresh.load_problems["result"]
     assert "need" not in fresh.load_problems
     with sqlite_sessions() as session:
-        report = next(r for r in fresh.check(session) if r.side == "result")
+        report = next(r for r in fresh.check(DatabaseItems(session)) if r.side == "result")
         assert report.changed and report.rebuilt and "不是同一次保存" in report.summary()
-        synced = next(r for r in fresh.sync(session) if r.side == "result")
+        synced = next(r for r in fresh.sync(DatabaseItems(session)) if r.side == "result")
         assert synced.rebuilt and synced.added == 3
-        assert not any(r.changed for r in fresh.check(session))
+        assert not any(r.changed for r in fresh.check(DatabaseItems(session)))
     assert fresh.matcher.search("钙钛矿", side="result", k=1, mode="lexical")[0].id == r3
 
 
@@ -276,7 +276,7 @@ def test_damaged_index_files_are_reported_then_repaired_at_the_next_start(
     checked = IndexStore(tmp_path, CountingEncoder())  # what `flask check-index` does
     checked.load()
     with sqlite_sessions() as session:
-        report = next(r for r in checked.check(session) if r.side == "result")
+        report = next(r for r in checked.check(DatabaseItems(session)) if r.side == "result")
     assert report.changed and report.added == 3
 
     encoder = CountingEncoder()
@@ -300,7 +300,7 @@ def test_two_writers_saving_at_once_never_leave_a_mixed_set(sqlite_sessions, tmp
     second = IndexStore(tmp_path, CountingEncoder())
     second.load()
     with sqlite_sessions() as session:
-        second.sync(session)  # second holds the edited text, first the old one
+        second.sync(DatabaseItems(session))  # second holds the edited text, first the old one
     errors: list[BaseException] = []
     stop = threading.Event()
 

@@ -27,6 +27,7 @@ from embeddings.openvino_store import (
     find_openvino_int8,
     materialize_openvino_int8,
 )
+from settings import Settings
 
 # --------------------------------------------------------------------------- manifests (fast)
 
@@ -144,7 +145,7 @@ def test_int8_preset_is_a_sentence_transformers_preset() -> None:
 
 @pytest.fixture(scope="session")
 def e5_dir() -> Path:
-    return materialize_e5(default_e5_dir(), progress=False)
+    return materialize_e5(default_e5_dir(Settings.from_env().models_dir), progress=False)
 
 
 EXPECTED_FILES = {

@@ -21,8 +21,9 @@ from embeddings.model_store import default_e5_dir, materialize_e5
 from embeddings.onnx_store import materialize_onnx_int8
 from embeddings.openvino_runtime import read_layout
 from embeddings.openvino_store import materialize_openvino_int8
-from embeddings.paths import shared_dir
 from embeddings.sentence import SentenceTransformerEncoder
+from service.composition import encoder_for
+from settings import Settings
 
 # --------------------------------------------------------------------------- texts
 
@@ -62,7 +63,7 @@ def _jsonl(path: Path, limit: int) -> list[dict]:
 
 @pytest.fixture(scope="session")
 def abstracts() -> list[str]:
-    data = shared_dir() / "data"
+    data = Settings.from_env().datasets / "data"
     papers = [row["abstract"] for row in _jsonl(data / "csl_papers.jsonl", 12)]
     patents = [row["abstract"] for row in _jsonl(data / "patents.jsonl", 10)]
     return papers + patents
@@ -71,7 +72,7 @@ def abstracts() -> list[str]:
 @pytest.fixture(scope="session")
 def long_text() -> str:
     """About 3,000 characters: patent abstracts on unrelated subjects, one after another."""
-    rows = _jsonl(shared_dir() / "data" / "patents.jsonl", 60)
+    rows = _jsonl(Settings.from_env().datasets / "data" / "patents.jsonl", 60)
     text = ""
     for row in rows:
         if len(text) >= 3000:
@@ -85,7 +86,7 @@ def long_text() -> str:
 
 @pytest.fixture(scope="session")
 def e5_dir() -> Path:
-    return materialize_e5(default_e5_dir(), progress=False)
+    return materialize_e5(default_e5_dir(Settings.from_env().models_dir), progress=False)
 
 
 @pytest.fixture(scope="session")
@@ -115,7 +116,7 @@ def test_fake_spec_gives_the_fake_encoder() -> None:
 
 def test_matcher_model_env_is_used_when_no_spec(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MATCHER_MODEL", "fake")
-    assert isinstance(load_encoder(), FakeEncoder)
+    assert isinstance(encoder_for(Settings.from_env()), FakeEncoder)
 
 
 def test_missing_model_path_is_a_clear_error(tmp_path: Path) -> None:
@@ -435,12 +436,12 @@ def test_matcher_model_path_loads_that_folder_on_torch(
     monkeypatch.setenv("MATCHER_MODEL", str(folder))
     monkeypatch.delenv("MATCHER_BACKEND", raising=False)
     clear_encoder_cache()
-    encoder = load_encoder()
+    encoder = encoder_for(Settings.from_env())
     assert isinstance(encoder, SentenceTransformerEncoder)
     # fp32 torch, or bf16 autocast where AMX runs it in hardware
     assert encoder.backend == ("bf16" if cpu.has_amx_bf16() else "torch")
     assert encoder.name.startswith("other-model@")
-    assert load_encoder() is encoder
+    assert encoder_for(Settings.from_env()) is encoder
 
 
 @pytest.mark.slow
@@ -460,7 +461,7 @@ def test_default_encoder_is_e5_on_the_cpus_fastest_faithful_runtime(
     monkeypatch.delenv("MATCHER_BACKEND", raising=False)
     monkeypatch.setattr("embeddings.loader.has_amx_bf16", lambda: amx)
     monkeypatch.setattr("embeddings.loader.has_int8_dot_product", lambda: vnni)
-    encoder = load_encoder()
+    encoder = encoder_for(Settings.from_env())
     assert isinstance(encoder, Encoder)
     assert isinstance(encoder, SentenceTransformerEncoder)
     assert encoder.backend == backend and variant in encoder.name
@@ -468,7 +469,7 @@ def test_default_encoder_is_e5_on_the_cpus_fastest_faithful_runtime(
     vectors = encoder.encode_queries(["锂电池热管理"])
     assert vectors.shape == (1, 384) and vectors.dtype == np.float32
     monkeypatch.setenv("MATCHER_BACKEND", "torch")
-    torch_encoder = load_encoder()
+    torch_encoder = encoder_for(Settings.from_env())
     assert torch_encoder.backend == "torch" and torch_encoder.name != encoder.name
 
 
@@ -486,13 +487,13 @@ def test_a_failed_openvino_build_falls_back_to_the_int8_onnx_model(
         raise RuntimeError("out of memory while quantizing")
 
     monkeypatch.setattr("embeddings.loader.materialize_openvino_int8", failing_build)
-    encoder = load_encoder()
+    encoder = encoder_for(Settings.from_env())
     assert isinstance(encoder, SentenceTransformerEncoder) and encoder.backend == "onnx"
     assert "out of memory while quantizing" in caplog.text
     # Asked for by name, the same failure is an error, not a quiet substitute.
     monkeypatch.setenv("MATCHER_BACKEND", "openvino")
     with pytest.raises(RuntimeError, match="out of memory"):
-        load_encoder()
+        encoder_for(Settings.from_env())
 
 
 @pytest.mark.slow

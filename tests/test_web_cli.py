@@ -7,8 +7,8 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from corpora.models import Result, User
-from web import create_app
 from service.demo import DEMO_PASSWORD
+from web import create_app
 from web.database import sessions
 
 

@@ -8,6 +8,7 @@ from flask.cli import with_appcontext
 from sqlalchemy.orm import Session, sessionmaker
 
 from corpora.db import create_engine_for, make_sessionmaker, upgrade
+from web.settings import settings_of
 
 
 def sessions() -> sessionmaker[Session]:
@@ -31,11 +32,11 @@ def close_db(_error: BaseException | None = None) -> None:
 def init_db_command() -> None:
     """Create or migrate the database schema (Alembic upgrade to head)."""
     upgrade(current_app.extensions["matcher.engine"])
-    click.echo(f"数据库已是最新结构: {current_app.config['DATABASE_URL']}")
+    click.echo(f"数据库已是最新结构: {settings_of(current_app).database_url}")
 
 
 def init_app(app: Flask) -> None:
-    engine = create_engine_for(app.config["DATABASE_URL"])
+    engine = create_engine_for(settings_of(app).database_url)
     # The schema is always brought to head before anything reads it.
     upgrade(engine)
     app.extensions["matcher.engine"] = engine

@@ -15,8 +15,8 @@ from sqlalchemy.orm import selectinload
 from corpora.importer import ImportProblem, RowsRejected, import_file
 from corpora.models import MatchFeedback, Organisation, Result
 from corpora.schema import RESULT_SCHEMA
-from web import permissions
 from service.audit import record
+from web import permissions
 from web.auth import role_required
 from web.database import get_db
 from web.item_pages import ItemPages, edit_page, new_page, signed_in_user, status_page
