@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from corpora.models import ID_MAX, as_id
-from web.shortlist_forms import FormErrors, parse_id
+from corpora.schema import FieldErrors
+from web.shortlist_forms import parse_id
 
 
 @pytest.mark.parametrize(
@@ -45,7 +46,7 @@ def test_shortlist_forms_take_every_id_the_database_can_hold() -> None:
     assert parse_id(str(ID_MAX), "result_id", "成果编号") == ID_MAX
     assert parse_id("１２", "result_id", "成果编号") == 12  # full-width, as typed in Chinese
     for bad in (str(ID_MAX + 1), "0", "-3", "abc"):
-        with pytest.raises(FormErrors, match="result_id"):
+        with pytest.raises(FieldErrors, match="result_id"):
             parse_id(bad, "result_id", "成果编号")
-    with pytest.raises(FormErrors, match="请填写"):
+    with pytest.raises(FieldErrors, match="请填写"):
         parse_id("", "result_id", "成果编号")

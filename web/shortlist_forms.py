@@ -1,6 +1,8 @@
 """Reading the shortlist forms: every field checked, each problem named for its field.
 
-A form either parses completely or raises `FormErrors`, so a view never writes half a change.
+A form either parses completely or raises `FieldErrors`, so a view never writes half a change.
+Numbers and dates are read by the import schema's parsers, and a shortlist's title has a
+record's title limit, so a form and a spreadsheet agree on what a price or a date is.
 """
 
 from __future__ import annotations
@@ -12,26 +14,26 @@ from datetime import date
 from typing import Any
 
 from corpora.models import as_id
+from corpora.schema import (
+    MONEY_MAX,
+    TITLE_MAX,
+    DateOutOfRange,
+    FieldErrors,
+    NoSuchDay,
+    ValueProblem,
+    parse_date_text,
+    parse_decimal,
+)
 
-TITLE_MAX = 200
 NOTE_MAX = 2000
 LOT_NOTE_MAX = 1000
-PRICE_MAX = 10_000_000  # 万元
 PROPOSE_MAX = 50
 DEFAULT_N = 10
 BALANCE_MAX = 10.0
 DEFAULT_BALANCE = 0.5
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
+EVENT_YEARS = (2000, 2100)  # first and last year an event date may fall in
+NUMBER_TEXT_MAX = 30  # characters of a typed number: longer is a mistake, not a price
 INTEGER = re.compile(r"\d{1,9}")
-
-
-class FormErrors(ValueError):
-    """Field name → Chinese message; nothing was saved."""
-
-    def __init__(self, errors: Mapping[str, str]) -> None:
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
-        self.errors = dict(errors)
 
 
 # --- reading forms ---------------------------------------------------------------------------
@@ -46,28 +48,20 @@ def _optional_text(value: str) -> str | None:
 
 
 def _parse_date(raw: str, errors: dict[str, str], name: str) -> date | None:
-    if not raw:
-        return None
-    if not _DATE.fullmatch(raw):
-        errors[name] = "日期格式应为 YYYY-MM-DD，例如 2025-09-20"
-        return None
     try:
-        value = date.fromisoformat(raw)
-    except ValueError:
+        return parse_date_text(raw, iso_only=True, years=EVENT_YEARS)
+    except NoSuchDay:
         errors[name] = f"「{raw}」不是有效日期"
-        return None
-    if not 2000 <= value.year <= 2100:
-        errors[name] = "日期须在 2000 年至 2100 年之间"
-        return None
-    return value
+    except DateOutOfRange:
+        errors[name] = f"日期须在 {EVENT_YEARS[0]} 年至 {EVENT_YEARS[1]} 年之间"
+    except ValueProblem:
+        errors[name] = "日期格式应为 YYYY-MM-DD，例如 2025-09-20"
+    return None
 
 
 def _parse_number(raw: str) -> float | None:
     """A plain decimal (full-width digits accepted); None when it is not one."""
-    text = unicodedata.normalize("NFKC", raw).strip()
-    if len(text) > 30 or not _NUMBER.fullmatch(text):
-        return None
-    return float(text)
+    return None if len(raw) > NUMBER_TEXT_MAX else parse_decimal(raw)
 
 
 def parse_meta(form: Mapping[str, Any]) -> dict[str, Any]:
@@ -82,7 +76,7 @@ def parse_meta(form: Mapping[str, Any]) -> dict[str, Any]:
     if len(note) > NOTE_MAX:
         errors["note"] = f"说明不超过 {NOTE_MAX} 字（现 {len(note)} 字）"
     if errors:
-        raise FormErrors(errors)
+        raise FieldErrors(errors)
     return {"title": title, "event_date": event_date, "note": _optional_text(note)}
 
 
@@ -96,23 +90,23 @@ def parse_lot(form: Mapping[str, Any]) -> dict[str, Any]:
             errors["reserve_price"] = "保留价须为数字（单位：万元），例如 50 或 12.5"
         elif price < 0:
             errors["reserve_price"] = "保留价不能为负数"
-        elif price > PRICE_MAX:
-            errors["reserve_price"] = f"保留价不超过 {PRICE_MAX} 万元"
+        elif price > MONEY_MAX:
+            errors["reserve_price"] = f"保留价不超过 {MONEY_MAX:.0f} 万元"
     note = form_text(form, "note")
     if len(note) > LOT_NOTE_MAX:
         errors["note"] = f"备注不超过 {LOT_NOTE_MAX} 字（现 {len(note)} 字）"
     if errors:
-        raise FormErrors(errors)
+        raise FieldErrors(errors)
     return {"reserve_price": price, "note": _optional_text(note)}
 
 
 def parse_id(raw: str, name: str, label: str) -> int:
     if not raw:
-        raise FormErrors({name: f"请填写{label}"})
+        raise FieldErrors({name: f"请填写{label}"})
     # Full-width digits (１２, a Chinese IME's) count, as in the other number fields.
     parsed = as_id(unicodedata.normalize("NFKC", raw))
     if parsed is None:
-        raise FormErrors({name: f"{label}须为正整数"})
+        raise FieldErrors({name: f"{label}须为正整数"})
     return parsed
 
 
@@ -132,5 +126,5 @@ def parse_proposal(args: Mapping[str, Any]) -> tuple[int, float]:
     else:
         balance = parsed
     if errors:
-        raise FormErrors(errors)
+        raise FieldErrors(errors)
     return n, balance

@@ -24,8 +24,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from corpora.models import AuditEntry, Need, Result, Shortlist, ShortlistLot, User, utcnow
+from corpora.schema import FieldErrors
 from matcher.shortlist import Proposal, propose
-from web.audit import record
+from service.audit import record
 from web.auth import role_required
 from web.database import get_db
 from web.exports import Cell, download, to_csv, to_xlsx
@@ -36,7 +37,6 @@ from web.shortlist_forms import (
     DEFAULT_N,
     INTEGER,
     PROPOSE_MAX,
-    FormErrors,
     form_text,
     parse_id,
     parse_lot,
@@ -131,9 +131,9 @@ def addable_result(db: Session, shortlist: Shortlist | None, raw: str) -> Result
     if result is None:
         abort(404, f"成果 #{result_id} 不存在")
     if result.status != "active":
-        raise FormErrors({"result_id": f"成果《{result.title}》已撤回，不能列入拍卖清单"})
+        raise FieldErrors({"result_id": f"成果《{result.title}》已撤回，不能列入拍卖清单"})
     if shortlist is not None and any(lot.result_id == result.id for lot in shortlist.lots):
-        raise FormErrors({"result_id": f"成果《{result.title}》已在本清单中"})
+        raise FieldErrors({"result_id": f"成果《{result.title}》已在本清单中"})
     return result
 
 
@@ -154,7 +154,7 @@ def _commit_or_duplicate(db: Session, *, flush_only: bool = False) -> None:
         db.flush() if flush_only else db.commit()
     except IntegrityError:
         db.rollback()
-        raise FormErrors({"result_id": "该成果已在本清单中（可能刚被他人加入）"}) from None
+        raise FieldErrors({"result_id": "该成果已在本清单中（可能刚被他人加入）"}) from None
 
 
 # --- the audit history, in words -------------------------------------------------------------
@@ -266,7 +266,7 @@ def _result_to_add(raw: str | None) -> Result | None:
         return None
     try:
         return addable_result(get_db(), None, raw.strip())
-    except FormErrors as bad:
+    except FieldErrors as bad:
         abort(400, bad.errors["result_id"])
 
 
@@ -300,7 +300,7 @@ def index() -> Any:
     values = {name: form_text(request.form, name) for name in ("title", "event_date", "note")}
     try:
         clean = parse_meta(request.form)
-    except FormErrors as bad:
+    except FieldErrors as bad:
         return _render_index(status=400, adding=adding, errors=bad.errors, values=values)
     me = _me()
     shortlist = Shortlist(created_by_id=me.id, **clean)
@@ -327,7 +327,7 @@ def add_to() -> Any:
         abort(400, "请指定要加入的成果")
     try:
         shortlist_id = parse_id(form_text(request.form, "shortlist_id"), "shortlist_id", "拍卖清单")
-    except FormErrors as bad:
+    except FieldErrors as bad:
         return _render_index(status=400, adding=adding, errors=bad.errors)
     shortlist = get_shortlist(shortlist_id)
     try:
@@ -337,7 +337,7 @@ def add_to() -> Any:
         _audit(db, shortlist.id, "add_lot", _lot_detail(lot) | {"via": "result"})
         _touch(shortlist)
         _commit_or_duplicate(db)
-    except FormErrors as bad:
+    except FieldErrors as bad:
         db.rollback()
         return _render_index(status=400, adding=adding,
                              errors={"shortlist_id": bad.errors["result_id"]})
@@ -361,7 +361,7 @@ def edit(shortlist_id: int) -> Any:
         db = get_db()
         try:
             clean = parse_meta(request.form)
-        except FormErrors as bad:
+        except FieldErrors as bad:
             errors = bad.errors
         else:
             changes = {name: [getattr(shortlist, name), value] for name, value in clean.items()
@@ -413,7 +413,7 @@ def add_lot(shortlist_id: int) -> Any:
         _audit(db, shortlist.id, "add_lot", _lot_detail(lot))
         _touch(shortlist)
         _commit_or_duplicate(db)
-    except FormErrors as bad:
+    except FieldErrors as bad:
         db.rollback()
         return _render_detail(shortlist, status=400, errors=bad.errors,
                               values={"result_id": raw})
@@ -487,7 +487,7 @@ def edit_lot(shortlist_id: int, lot_id: int) -> Any:
         values = {name: form_text(request.form, name) for name in ("reserve_price", "note")}
         try:
             clean = parse_lot(request.form)
-        except FormErrors as bad:
+        except FieldErrors as bad:
             errors = bad.errors
         else:
             db = get_db()
@@ -570,7 +570,7 @@ def propose_lots(shortlist_id: int) -> Any:
         values = {name: form_text(request.args, name) for name in ("n", "balance")}
         try:
             n, balance = parse_proposal(request.args)
-        except FormErrors as bad:
+        except FieldErrors as bad:
             errors = bad.errors
         else:
             proposal, rows = make_proposal(get_db(), shortlist, n, balance)
@@ -589,7 +589,7 @@ def accept_proposal(shortlist_id: int) -> Any:
     db = get_db()
     try:
         n, balance = parse_proposal(request.form)
-    except FormErrors as bad:
+    except FieldErrors as bad:
         abort(400, "；".join(bad.errors.values()))
     raw_ids = [value.strip() for value in request.form.getlist("result_id")]
     if not raw_ids:
@@ -600,7 +600,7 @@ def accept_proposal(shortlist_id: int) -> Any:
         abort(400, "建议拍品有重复")
     try:
         results = [addable_result(db, shortlist, raw) for raw in raw_ids]
-    except FormErrors as bad:
+    except FieldErrors as bad:
         abort(400, bad.errors["result_id"] + "，未加入任何拍品；请重新生成建议")
     added = [_add_lot(shortlist, result) for result in results]
     try:
@@ -609,7 +609,7 @@ def accept_proposal(shortlist_id: int) -> Any:
             "n": n, "balance": balance, "lots": [_lot_detail(lot) for lot in added]})
         _touch(shortlist)
         _commit_or_duplicate(db)
-    except FormErrors as bad:
+    except FieldErrors as bad:
         abort(400, bad.errors["result_id"])
     flash(f"已采纳建议，加入 {len(added)} 件拍品")
     return redirect(url_for("shortlists.detail", shortlist_id=shortlist.id))
