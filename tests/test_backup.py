@@ -34,12 +34,12 @@ import service.backup as backup
 from corpora.dump import tables
 from corpora.models import Need, User
 from service.backup import MANIFEST_NAME, create_backup
+from service.records import create_need
 from tests.conftest import postgres_schema_url
 from tests.web_support import Site
 from web import create_app
 from web.database import sessions
 from web.matching import build_service, service
-from web.records import create_need
 
 WRITER_TITLE = "并发写入的需求"
 

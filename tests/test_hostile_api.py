@@ -45,11 +45,11 @@ from sqlalchemy import select
 from corpora.dump import tables
 from corpora.models import AuditEntry, Shortlist, ShortlistLot, User
 from service.accounts import NewUser, create_user
+from service.records import NEED_FIELDS, RESULT_FIELDS
 from tests.test_backup import postgres_schema
 from tests.test_web_api import NEW_NEED, NEW_RESULT, add_shortlist, bearer, error_of
 from tests.web_support import PASSWORD, Site, make_site
 from web.database import sessions
-from web.records import NEED_FIELDS, RESULT_FIELDS
 
 API = "/api/v1"
 USERS = ("firm_a", "firm_b", "office_u1", "office_u2", "officer", "admin")

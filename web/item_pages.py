@@ -1,7 +1,7 @@
 """The form flow that needs and results share: post, edit, and change status.
 
 The blueprints keep their own routes, permissions and messages; this module holds the
-steps between them (validate through `web.records`, commit, re-index, flash, redirect, or
+steps between them (validate through `service.records`, commit, re-index, flash, redirect, or
 show the form again with every field's error), so the two sides cannot drift apart.
 """
 
@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 
 from corpora.models import User
 from matcher.types import Side
+from service.records import FieldErrors
 from web.database import get_db
 from web.matching import save_and_index, service
-from web.records import FieldErrors
 
 
 @dataclass(frozen=True)

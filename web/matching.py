@@ -21,8 +21,8 @@ from matcher.indexing import SyncReport
 from matcher.types import Side
 from service.composition import build_service as compose_service
 from service.matching import MatchService
+from service.records import FieldErrors
 from web.database import get_db
-from web.records import FieldErrors
 from web.settings import settings_of
 
 _build_lock = threading.Lock()

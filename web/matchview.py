@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from corpora.models import Need, Result
+from corpora.models import Need, Result, is_matchable, model_for
 from matcher.filters import Filters
 from matcher.types import Match, Side
 
@@ -104,13 +104,13 @@ def load_rows(session: Session, side: Side, ids: Sequence[int], *,
               matchable_only: bool = False) -> dict[int, Need | Result]:
     """These rows with their organisations; with `matchable_only`, only open needs and
     active results."""
-    model = Need if side == "need" else Result
+    model = model_for(side)
     if not ids:
         return {}
     statement = (select(model).options(selectinload(model.organisation))
                  .where(model.id.in_(list(ids))))
     if matchable_only:
-        statement = statement.where(model.status == ("open" if side == "need" else "active"))
+        statement = statement.where(is_matchable(model))
     rows = session.scalars(statement)
     return {row.id: row for row in rows}
 

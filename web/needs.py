@@ -10,13 +10,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from corpora.models import MatchFeedback, Need
-from web import permissions
-from web.auth import role_required
-from web.database import get_db
-from web.item_pages import ItemPages, edit_page, new_page, signed_in_user, status_page
-from web.matching import service
-from web.matchview import FILTER_PARAMS, BadFilter, filters_from, match_rows
-from web.records import (
+from service.records import (
     NEED_FIELDS,
     FieldErrors,
     create_need,
@@ -24,6 +18,12 @@ from web.records import (
     set_need_status,
     update_need,
 )
+from web import permissions
+from web.auth import role_required
+from web.database import get_db
+from web.item_pages import ItemPages, edit_page, new_page, signed_in_user, status_page
+from web.matching import service
+from web.matchview import FILTER_PARAMS, BadFilter, filters_from, match_rows
 from web.templating import plain_number
 
 bp = Blueprint("needs", __name__, url_prefix="/needs")

@@ -13,16 +13,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from corpora.importer import ImportProblem, RowsRejected, import_file
-from corpora.models import MatchFeedback, Organisation, Result
+from corpora.models import MatchFeedback, Organisation, Result, is_matchable
 from corpora.schema import RESULT_SCHEMA
 from service.audit import record
+from service.records import RESULT_FIELDS, create_result, set_result_status, update_result
 from web import permissions
 from web.auth import role_required
 from web.database import get_db
 from web.item_pages import ItemPages, edit_page, new_page, signed_in_user, status_page
 from web.matching import service
 from web.matchview import BadFilter, filters_from, match_rows
-from web.records import RESULT_FIELDS, create_result, set_result_status, update_result
 from web.templating import plain_number
 
 bp = Blueprint("results", __name__, url_prefix="/results")
@@ -198,7 +198,7 @@ def coverage() -> Any:
     industry = request.args.get("industry", "")
     institution = request.args.get("institution", "")
     query = (select(Result).join(Organisation).options(selectinload(Result.organisation))
-             .where(Result.status == "active"))
+             .where(is_matchable(Result)))
     if industry:
         query = query.where(Result.industry == industry)
     if institution:

@@ -8,7 +8,7 @@ from flask import Blueprint, abort, render_template, request
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
-from corpora.models import MatchFeedback, Need, Result, Shortlist
+from corpora.models import MatchFeedback, Need, Result, Shortlist, is_matchable
 from web.database import get_db
 from web.matching import service
 from web.matchview import BadFilter, filters_from, match_rows
@@ -24,8 +24,8 @@ SEARCH_K = 30
 def home() -> Any:
     db = get_db()
     context: dict[str, Any] = {
-        "open_needs": db.scalar(select(func.count()).where(Need.status == "open")),
-        "active_results": db.scalar(select(func.count()).where(Result.status == "active")),
+        "open_needs": db.scalar(select(func.count()).where(is_matchable(Need))),
+        "active_results": db.scalar(select(func.count()).where(is_matchable(Result))),
     }
     role = current_user.role
     if role == "firm":
