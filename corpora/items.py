@@ -10,7 +10,7 @@ Facets (only non-empty ones are present; multi-valued ones are joined by ";"):
 - results: `region` is the institution's city, `cooperation_mode` the transfer modes offered,
   `date` the publication date, plus `result_type` and `maturity`
 
-Only open needs and active results are matchable (`corpora.models.is_matchable`, the one
+Only open needs and active results are matchable (`corpora.sides.is_matchable`, the one
 definition); `load_items` and `content_hashes` return just those unless `matchable_only=False`.
 `DatabaseItems` is the database's implementation of the engine's `ItemSource`: index sync reads
 through it and never sees SQLAlchemy.
@@ -24,7 +24,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from corpora.db import in_chunks
-from corpora.models import LIST_SEPARATOR, Need, Result, is_matchable, model_for
+from corpora.models import LIST_SEPARATOR, Need, Result
+from corpora.sides import is_matchable, model_for
 from matcher.types import Item, Side
 
 

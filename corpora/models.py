@@ -16,7 +16,6 @@ from datetime import UTC, date, datetime
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
-    ColumnElement,
     Date,
     DateTime,
     Float,
@@ -393,31 +392,3 @@ class IndexChange(Base):
 
     def __repr__(self) -> str:
         return f"IndexChange(id={self.id!r}, side={self.side!r}, item_id={self.item_id!r})"
-
-
-# --- what each side is, and what of it is matchable -------------------------------------------
-
-# The one definition of "matchable": open needs and active results. Everything else (a closed
-# need, a withdrawn result) is left out of indexes, match lists, coverage and proposals.
-MATCHABLE_STATUS: dict[Side, str] = {"need": "open", "result": "active"}
-
-
-def model_for(side: Side) -> type[Need] | type[Result]:
-    if side == "need":
-        return Need
-    if side == "result":
-        return Result
-    raise ValueError(f"unknown side {side!r}: expected 'need' or 'result'")
-
-
-def side_of(row: Need | Result) -> Side:
-    return "need" if isinstance(row, Need) else "result"
-
-
-def is_matchable(model: type[Need] | type[Result]) -> ColumnElement[bool]:
-    """The SQL condition for a matchable row of `model`."""
-    return model.status == MATCHABLE_STATUS[side_of_model(model)]
-
-
-def side_of_model(model: type[Need] | type[Result]) -> Side:
-    return "need" if model is Need else "result"

@@ -35,7 +35,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from corpora.changes import RETENTION, changes_since, latest_change_id, prune
 from corpora.items import DatabaseItems, to_item
-from corpora.models import Need, Result, side_of
+from corpora.models import Need, Result
+from corpora.sides import side_of
 from matcher.filters import Filters
 from matcher.indexing import IndexStore, SyncReport, release_free_memory
 from matcher.types import SIDES, Item, Match, Side

@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from corpora.models import Need, Result, is_matchable, model_for
+from corpora.models import Need, Result
+from corpora.sides import is_matchable, model_for
 from matcher.filters import Filters
 from matcher.types import Match, Side
 

@@ -13,8 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from corpora.importer import ImportProblem, RowsRejected, import_file
-from corpora.models import MatchFeedback, Organisation, Result, is_matchable
+from corpora.models import MatchFeedback, Organisation, Result
 from corpora.schema import RESULT_SCHEMA
+from corpora.sides import is_matchable
 from service.audit import record
 from service.records import RESULT_FIELDS, create_result, set_result_status, update_result
 from web import permissions

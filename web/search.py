@@ -8,7 +8,8 @@ from flask import Blueprint, abort, render_template, request
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
-from corpora.models import MatchFeedback, Need, Result, Shortlist, is_matchable
+from corpora.models import MatchFeedback, Need, Result, Shortlist
+from corpora.sides import is_matchable
 from web.database import get_db
 from web.matching import service
 from web.matchview import BadFilter, filters_from, match_rows

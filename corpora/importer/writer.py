@@ -20,9 +20,9 @@ from corpora.importer.readers import SourceTable
 from corpora.importer.rejects import rejected_original
 from corpora.importer.report import ImportReport, RejectedRow, RowsRejected
 from corpora.importer.rows import PreparedRow, checked_default_organisation, prepare_row
-from corpora.items import model_for
 from corpora.models import Need, Organisation, Result, join_list
 from corpora.schema import RowError, SideSchema, schema_for
+from corpora.sides import model_for
 from matcher.types import Side
 
 # Files with at least this many rows get a progress bar (on a terminal).
