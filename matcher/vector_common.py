@@ -148,7 +148,8 @@ def exact_top_k(queries: np.ndarray, ids: np.ndarray, vectors: np.ndarray, k: in
 # --- files --------------------------------------------------------------------------
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
+    """Make a rename or unlink in `directory` durable (the file's own fsync does not)."""
     descriptor = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(descriptor)
@@ -170,7 +171,7 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
-    _fsync_directory(path.parent)
+    fsync_directory(path.parent)
 
 
 def sha256_of(path: Path) -> str:
