@@ -16,16 +16,19 @@ from corpora.models import ID_MAX, as_id
 from corpora.schema import MONEY_MAX, encoding_problem, preview
 from matcher.filters import Filters
 from matcher.types import Side
-from web.matchview import BadFilter, filters_from
-from web.records import (
+from service.records import (
     fields_for,
     schema_of,
 )
+from web.matchview import BadFilter, filters_from
 
 PAGE_MAX = 100_000
 PER_PAGE_DEFAULT = 20
 PER_PAGE_MAX = 100
 ARG_MAX = 200  # characters in one filter value
+K_DEFAULT = 20  # matches or hits in one answer
+K_MAX = 100
+DATE_ARGS = ("date_from", "date_to")  # accepted beside a side's FILTER_PARAMS
 NAME_SHOWN_MAX = 100  # characters of a client's own field name echoed back in an error
 JSON_TYPE_NAMES = {dict: "对象", list: "列表", bool: "布尔值", int: "数字", float: "数字",
                    str: "文本", type(None): "null"}
