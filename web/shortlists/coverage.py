@@ -1,0 +1,55 @@
+"""Which open needs a result answers, from the matching engine's coverage (a result in a
+need's top K): for the lots of a shortlist, its exports and the proposal."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from corpora.models import Need, Shortlist, ShortlistLot
+from web.matching import service
+from web.shortlists.lots import ordered_lots
+
+IN_CHUNK = 500  # ids per IN (...) query: far below SQLite's bound-parameter limit
+
+
+def chunks(ids: Iterable[int]) -> Iterable[list[int]]:
+    ordered = sorted(set(ids))
+    for start in range(0, len(ordered), IN_CHUNK):
+        yield ordered[start:start + IN_CHUNK]
+
+
+def open_needs(db: Session, ids: Iterable[int]) -> dict[int, Need]:
+    needs: dict[int, Need] = {}
+    for chunk in chunks(ids):
+        needs.update((n.id, n) for n in db.scalars(
+            select(Need).where(Need.id.in_(chunk), Need.status == "open")))
+    return needs
+
+
+def needs_answered(db: Session, result_ids: Iterable[int]) -> dict[int, list[tuple[Need, int]]]:
+    """For each result, the open needs it answers (it is in their top K), best rank first."""
+    ids = list(result_ids)
+    needs_of = service().coverage().needs_of
+    needs = open_needs(db, (need for rid in ids for need in needs_of.get(rid, {})))
+    answered = {}
+    for rid in ids:
+        ranks = needs_of.get(rid, {})
+        answered[rid] = sorted(((needs[nid], rank) for nid, rank in ranks.items() if nid in needs),
+                               key=lambda pair: (pair[1], pair[0].id))
+    return answered
+
+
+@dataclass(frozen=True)
+class LotRow:
+    lot: ShortlistLot
+    needs: list[tuple[Need, int]]
+
+
+def lot_rows(db: Session, shortlist: Shortlist) -> list[LotRow]:
+    lots = ordered_lots(shortlist)
+    answered = needs_answered(db, [lot.result_id for lot in lots])
+    return [LotRow(lot, answered.get(lot.result_id, [])) for lot in lots]
