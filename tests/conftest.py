@@ -7,41 +7,14 @@ If the server is missing, the postgres cases fail: they are never skipped.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.pool import NullPool
+from sqlalchemy import Engine
 
 from corpora.db import create_engine_for, upgrade
-
-POSTGRES_TEST_URL = os.environ.get(
-    "DATABASE_TEST_URL", "postgresql+psycopg://127.0.0.1:5432/test"
-)
-
-
-def postgres_schema_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL schema's URL (the schema is dropped afterwards)."""
-    schema = f"test_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(POSTGRES_TEST_URL, poolclass=NullPool)
-    try:
-        with admin.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except OperationalError as error:
-        admin.dispose()
-        pytest.fail(f"PostgreSQL test server unreachable at {POSTGRES_TEST_URL}: {error}")
-    url = make_url(POSTGRES_TEST_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+from tests.support.databases import postgres_schema_url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -74,9 +47,9 @@ def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def site(db_url: str, tmp_path: Path):  # noqa: ANN201 - tests.web_support.Site
+def site(db_url: str, tmp_path: Path):  # noqa: ANN201 - tests.support.web.Site
     """The seeded web site on both databases (CSRF off; see test_web_security for CSRF)."""
-    from tests.web_support import make_site
+    from tests.support.web import make_site
 
     site = make_site(db_url, tmp_path / "home", WTF_CSRF_ENABLED=False)
     yield site
@@ -86,7 +59,7 @@ def site(db_url: str, tmp_path: Path):  # noqa: ANN201 - tests.web_support.Site
 @pytest.fixture
 def sqlite_site(tmp_path: Path):  # noqa: ANN201
     """The seeded site on SQLite only, for checks that cannot depend on the backend."""
-    from tests.web_support import make_site
+    from tests.support.web import make_site
 
     site = make_site(f"sqlite:///{tmp_path / 'site.sqlite'}", tmp_path / "home",
                      WTF_CSRF_ENABLED=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from corpora.models import AuditEntry, MatchFeedback, Need
-from tests.web_support import Site
+from tests.support.web import Site
 from web.database import sessions
 
 NEW_NEED = {

@@ -46,9 +46,9 @@ from corpora.dump import tables
 from corpora.models import AuditEntry, Shortlist, ShortlistLot, User
 from service.accounts import NewUser, create_user
 from service.records import NEED_FIELDS, RESULT_FIELDS
-from tests.test_backup import postgres_schema
-from tests.test_web_api import NEW_NEED, NEW_RESULT, add_shortlist, bearer, error_of
-from tests.web_support import PASSWORD, Site, make_site
+from tests.support.api import NEW_NEED, NEW_RESULT, add_shortlist, bearer, error_of
+from tests.support.databases import postgres_schema
+from tests.support.web import PASSWORD, Site, make_site
 from web.database import sessions
 
 API = "/api/v1"

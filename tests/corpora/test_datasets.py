@@ -11,7 +11,7 @@ import pytest
 
 from settings import Settings
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DATASETS = REPO / "datasets"
 
 DATA_ROWS = {"data/csl_papers.jsonl": 1_000, "data/patents.jsonl": 3_655}

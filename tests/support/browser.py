@@ -16,8 +16,9 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.serving import make_server
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+# scripts/screenshots.py repeats these two values: scripts never import the tests.
 # Without the background-networking flags Chromium keeps trying to reach Google's hosts,
 # which this closed network refuses.
 CHROMIUM_ARGS = [

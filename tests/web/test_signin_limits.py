@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from corpora.models import AuditEntry
 from service import signin_limits
-from tests.web_support import PASSWORD, Site
+from tests.support.web import PASSWORD, Site
 from web import auth
 from web.database import sessions
 
@@ -219,7 +219,7 @@ def test_a_session_ends_after_two_idle_hours(sqlite_site: Site, clock: Clock) ->
 
 
 def test_the_idle_timeout_is_configurable(tmp_path: Any, clock: Clock) -> None:
-    from tests.web_support import make_site
+    from tests.support.web import make_site
 
     site = make_site(f"sqlite:///{tmp_path / 'idle.sqlite'}", tmp_path / "home",
                      WTF_CSRF_ENABLED=False, SESSION_IDLE_TIMEOUT=600,

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from corpora.models import Need, Result
-from tests.web_support import PASSWORD, Site, make_site
+from tests.support.web import PASSWORD, Site, make_site
 from web.database import sessions
 
 
@@ -64,7 +64,7 @@ def test_security_headers_on_every_page(sqlite_site: Site) -> None:
 
 
 def test_no_inline_script_or_style_in_templates() -> None:
-    root = Path(__file__).resolve().parent.parent / "web" / "templates"
+    root = Path(__file__).resolve().parents[2] / "web" / "templates"
     for template in root.rglob("*.html"):
         text = template.read_text(encoding="utf-8")
         assert "<script>" not in text and " style=" not in text and "<style" not in text, template

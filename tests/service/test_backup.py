@@ -20,7 +20,6 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,8 +34,8 @@ from corpora.dump import tables
 from corpora.models import Need, User
 from service.backup import MANIFEST_NAME, create_backup
 from service.records import create_need
-from tests.conftest import postgres_schema_url
-from tests.web_support import Site
+from tests.support.databases import postgres_schema
+from tests.support.web import Site
 from web import create_app
 from web.database import sessions
 from web.matching import build_service, service
@@ -45,9 +44,6 @@ WRITER_TITLE = "并发写入的需求"
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-postgres_schema = contextmanager(postgres_schema_url)
 
 
 @pytest.fixture

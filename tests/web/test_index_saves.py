@@ -13,7 +13,7 @@ from corpora.changes import latest_change_id
 from corpora.models import Need
 from matcher import indexing
 from matcher.indexing import IndexStore
-from tests.web_support import Site, make_site
+from tests.support.web import Site, make_site
 from web.database import sessions
 from web.matching import build_service, service
 

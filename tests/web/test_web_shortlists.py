@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from corpora.models import AuditEntry, Organisation, Result, Shortlist, ShortlistLot
 from matcher.shortlist import propose
-from tests.web_support import Site
+from tests.support.web import Site
 from web.database import sessions
 from web.matching import service
 
@@ -479,7 +479,7 @@ def test_every_form_carries_a_csrf_token_and_pages_use_no_inline_code(sqlite_sit
 
 
 def test_csrf_is_enforced_on_shortlist_forms(tmp_path: Path) -> None:
-    from tests.web_support import PASSWORD, make_site
+    from tests.support.web import PASSWORD, make_site
 
     site = make_site(f"sqlite:///{tmp_path / 'csrf.sqlite'}", tmp_path / "home")
     try:

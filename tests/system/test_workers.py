@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -28,14 +27,11 @@ from typing import Any
 
 import pytest
 
-from tests.web_support import PASSWORD, seed
+from tests.support.servers import REPO, SECRET, flask_cli, seed_site, site_env
+from tests.support.web import PASSWORD
 from web import create_app
 
-REPO = Path(__file__).resolve().parent.parent
-SECRET = "workers-test-secret"
 VISIBLE_WITHIN_S = 1.0
-# Workers save their index files this long after an edit (in the background).
-SAVE_SECONDS = 0.5
 
 
 # --- running servers ----------------------------------------------------------------------
@@ -54,31 +50,6 @@ def free_port() -> int:
         if port not in _handed_out:
             _handed_out.add(port)
             return port
-
-
-def site_env(home: Path, db_url: str) -> dict[str, str]:
-    """The environment of a site process: its own home and database, the fake encoder."""
-    env = dict(os.environ)
-    env.update(MATCHER_HOME=str(home), DATABASE_URL=db_url, MATCHER_MODEL="fake",
-               MATCHER_SECRET_KEY=SECRET, PYTHONPATH=str(REPO),
-               INDEX_SAVE_SECONDS=str(SAVE_SECONDS))
-    return env
-
-
-def seed_site(home: Path, db_url: str) -> dict[str, Any]:
-    """Migrate and seed the database (tests.web_support), building no index."""
-    app = create_app({"TESTING": True, "MATCHER_HOME": home, "DATABASE_URL": db_url,
-                      "MATCHER_MODEL": "fake", "SECRET_KEY": SECRET})
-    try:
-        return seed(app)
-    finally:
-        app.extensions["matcher.engine"].dispose()
-
-
-def flask_cli(env: dict[str, str], *args: str, timeout: float = 120
-              ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "flask", "--app", "web", *args], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 @dataclass

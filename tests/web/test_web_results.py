@@ -9,7 +9,7 @@ from openpyxl import Workbook
 from sqlalchemy import func, select
 
 from corpora.models import Result, User
-from tests.web_support import Site
+from tests.support.web import Site
 from web.database import sessions
 
 NEW_RESULT = {

@@ -35,7 +35,7 @@ from werkzeug.serving import make_server
 from corpora.db import session_scope
 from corpora.importer import ImportFileError, RowsRejected, import_file
 from corpora.models import Result, Shortlist
-from tests.web_support import PASSWORD, Site, make_site
+from tests.support.web import PASSWORD, Site, make_site
 from web.database import sessions
 
 FORMULAS = ["=cmd|' /C calc'!A0", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(1+1)",

@@ -6,7 +6,7 @@ import pytest
 
 from corpora.models import ID_MAX, as_id
 from corpora.schema import FieldErrors
-from web.shortlist_forms import parse_id
+from web.shortlists.forms import parse_id
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """The three main workflows in a real browser: a firm, an office and an officer at work.
 
-Each test leaves screenshots of the pages it saw (see tests/browser_support.py).
+Each test leaves screenshots of the pages it saw (see tests/support/browser.py).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, screenshots_dir, serve
-from tests.web_support import PASSWORD, Site, make_site
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, screenshots_dir, serve
+from tests.support.web import PASSWORD, Site, make_site
 
 pytestmark = pytest.mark.browser
 

@@ -29,12 +29,12 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from corpora.models import Result
-from tests.test_workers import REPO, SECRET, flask_cli, seed_site, site_env
+from tests.support.servers import REPO, SECRET, flask_cli, seed_site, site_env
 from web import create_app
 from web.database import sessions
 from web.matching import service
 
-ORGANISATION = "示例理工大学"  # seeded by tests.web_support
+ORGANISATION = "示例理工大学"  # seeded by tests.support.web
 BIG = 3000
 KILLS = 4
 WORDS = ["石墨烯", "锂电池", "正极", "涂层", "视觉", "检测", "机器人", "伺服", "传感器", "复合材料",
@@ -263,7 +263,7 @@ def test_sigkill_while_saving_never_leaves_an_index_that_loads_wrong(tmp_path: P
     from embeddings.fake import FakeEncoder
     from matcher.indexing import IndexStore
     from matcher.types import Item
-    from tests.web_support import RESULTS
+    from tests.support.web import RESULTS
 
     home, db_url = tmp_path / "home", f"sqlite:///{tmp_path / 'site.sqlite'}"
     result_id = seed_site(home, db_url)["result"]["锂电池正极材料包覆工艺"]

@@ -35,7 +35,7 @@ from corpora.items import content_hashes, load_items
 from corpora.models import Need, Organisation, Result
 from corpora.schema import NEED_SCHEMA, RESULT_SCHEMA, TEXT_MAX, TITLE_MAX
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Column names used in CSV and XLSX files (Chinese, as an office would write them); JSONL
 # files use the English names.
