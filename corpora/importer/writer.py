@@ -9,13 +9,14 @@ The writer never commits: the caller's transaction makes the whole import one tr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
+from corpora.db import in_chunks
 from corpora.importer.readers import SourceTable
 from corpora.importer.rejects import rejected_original
 from corpora.importer.report import ImportReport, RejectedRow, RowsRejected
@@ -55,9 +56,6 @@ _BATCH = 500
 RecordKey = tuple[int, str, str]  # (organisation id, "编号" | "内容", external id | dedup key)
 
 
-def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(values), _BATCH):
-        yield values[start : start + _BATCH]
 
 
 class _Writer:
@@ -75,7 +73,7 @@ class _Writer:
 
     def preload(self, rows: Sequence[PreparedRow]) -> None:
         names = sorted({row.organisation for row in rows})
-        for chunk in _chunks(names):
+        for chunk in in_chunks(names):
             for organisation in self.session.scalars(
                 select(Organisation).where(Organisation.name.in_(chunk))
             ):
@@ -89,7 +87,7 @@ class _Writer:
         model = self.model
         for (organisation_id, kind), values in wanted.items():
             column = model.external_id if kind == "编号" else model.dedup_key
-            for chunk in _chunks(values):
+            for chunk in in_chunks(values):
                 statement = (
                     select(model)
                     .where(model.organisation_id == organisation_id, column.in_(chunk))

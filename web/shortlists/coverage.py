@@ -9,24 +9,23 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from corpora.db import in_chunks
 from corpora.models import Need, Shortlist, ShortlistLot
+from corpora.sides import is_matchable
 from web.matching import service
 from web.shortlists.lots import ordered_lots
 
-IN_CHUNK = 500  # ids per IN (...) query: far below SQLite's bound-parameter limit
-
 
 def chunks(ids: Iterable[int]) -> Iterable[list[int]]:
-    ordered = sorted(set(ids))
-    for start in range(0, len(ordered), IN_CHUNK):
-        yield ordered[start:start + IN_CHUNK]
+    """Distinct ids in order, a database IN clause's worth at a time (`corpora.db.in_chunks`)."""
+    return (list(chunk) for chunk in in_chunks(sorted(set(ids))))
 
 
 def open_needs(db: Session, ids: Iterable[int]) -> dict[int, Need]:
     needs: dict[int, Need] = {}
     for chunk in chunks(ids):
         needs.update((n.id, n) for n in db.scalars(
-            select(Need).where(Need.id.in_(chunk), Need.status == "open")))
+            select(Need).where(Need.id.in_(chunk), is_matchable(Need))))
     return needs
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from corpora.models import Need, Result, Shortlist
 from corpora.schema import FieldErrors
+from corpora.sides import is_matchable
 from matcher.shortlist import Proposal, propose
 from web.auth import role_required
 from web.database import get_db
@@ -50,9 +51,9 @@ def make_proposal(db: Session, shortlist: Shortlist, n: int, balance: float
                   ) -> tuple[Proposal, list[ProposalRow]]:
     """Active results not on the list, over the coverage of still-open needs."""
     coverage = service().coverage().needs_of
-    open_ids = set(db.scalars(select(Need.id).where(Need.status == "open")))
+    open_ids = set(db.scalars(select(Need.id).where(is_matchable(Need))))
     industry_of = {rid: industry for rid, industry in db.execute(
-        select(Result.id, Result.industry).where(Result.status == "active"))}
+        select(Result.id, Result.industry).where(is_matchable(Result)))}
     on_list = {lot.result_id for lot in shortlist.lots}
     for lot in shortlist.lots:
         industry_of.setdefault(lot.result_id, lot.result.industry)
