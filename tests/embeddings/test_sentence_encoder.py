@@ -208,17 +208,15 @@ def test_openvino_runtime_refuses_layouts_it_would_pool_wrongly(
     def must_not_build(*args: object, **kwargs: object) -> None:
         raise AssertionError("a folder the runtime cannot pool must be refused before building")
 
-    monkeypatch.setenv("MATCHER_BACKEND", "openvino")
     monkeypatch.setattr("embeddings.loader.materialize_openvino_int8", must_not_build)
     with pytest.raises(ValueError, match=message):
-        load_encoder(str(folder))
+        load_encoder(str(folder), backend="openvino")
 
 
 def test_unknown_backend_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("MATCHER_BACKEND", "tensorflow")
     (tmp_path / "modules.json").write_text("[]")
     with pytest.raises(ValueError, match="MATCHER_BACKEND"):
-        load_encoder(str(tmp_path))
+        load_encoder(str(tmp_path), backend="tensorflow")
 
 
 # --------------------------------------------------------------------------- fidelity (slow)
