@@ -14,7 +14,17 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from corpora.models import MatchFeedback, Need, Organisation, Result, User, as_id, join_list
+from corpora.models import (
+    NEED_STATUSES,
+    RESULT_STATUSES,
+    MatchFeedback,
+    Need,
+    Organisation,
+    Result,
+    User,
+    as_id,
+    join_list,
+)
 from corpora.schema import (
     NEED_SCHEMA,
     RESULT_SCHEMA,
@@ -23,6 +33,7 @@ from corpora.schema import (
     encoding_problem,
     validate_values,
 )
+from corpora.sides import MATCHABLE_STATUS
 from matcher.types import Side
 from service.audit import record
 
@@ -85,7 +96,8 @@ def create_need(session: Session, user: User, raw: Mapping[str, Any]) -> Need:
     if user.organisation_id is None:
         raise PermissionError("只有绑定企业的账号可以发布需求")
     values = validate("need", raw)
-    need = Need(organisation_id=user.organisation_id, status="open", **values)
+    need = Need(organisation_id=user.organisation_id, status=MATCHABLE_STATUS["need"],
+                **values)
     session.add(need)
     session.flush()
     record(session, user, "create", "need", need.id, {"title": need.title})
@@ -102,7 +114,7 @@ def update_need(session: Session, user: User, need: Need, raw: Mapping[str, Any]
 
 
 def set_need_status(session: Session, user: User, need: Need, status: str) -> None:
-    if status not in ("open", "closed"):
+    if status not in NEED_STATUSES:
         raise FieldErrors({"status": "状态须为 open 或 closed"})
     if need.status != status:
         record(session, user, "reopen" if status == "open" else "close", "need", need.id)
@@ -113,7 +125,8 @@ def create_result(session: Session, user: User, raw: Mapping[str, Any]) -> Resul
     if user.organisation_id is None:
         raise PermissionError("只有绑定高校或院所的账号可以发布成果")
     values = validate("result", raw)
-    result = Result(organisation_id=user.organisation_id, status="active", **values)
+    result = Result(organisation_id=user.organisation_id, status=MATCHABLE_STATUS["result"],
+                    **values)
     session.add(result)
     session.flush()
     record(session, user, "create", "result", result.id, {"title": result.title})
@@ -129,7 +142,7 @@ def update_result(session: Session, user: User, result: Result, raw: Mapping[str
 
 
 def set_result_status(session: Session, user: User, result: Result, status: str) -> None:
-    if status not in ("active", "withdrawn"):
+    if status not in RESULT_STATUSES:
         raise FieldErrors({"status": "状态须为 active 或 withdrawn"})
     if result.status != status:
         action = "restore" if status == "active" else "withdraw"

@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -37,6 +35,7 @@ from sqlalchemy.orm import Session
 from corpora.models import AuditEntry, User
 from service.accounts import USERNAME_PATTERN
 from service.audit import record
+from settings import Settings
 
 FAILED = "login_failed"
 REFUSED = "login_refused"
@@ -51,19 +50,15 @@ def now() -> datetime:
 
 @dataclass(frozen=True)
 class Limits:
-    per_account: int = 5
-    per_address: int = 20
-    window: timedelta = timedelta(minutes=15)
+    per_account: int = Settings.login_limit_per_account
+    per_address: int = Settings.login_limit_per_address
+    window: timedelta = Settings.login_limit_window
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> Limits:
-        """LOGIN_LIMIT_PER_ACCOUNT, LOGIN_LIMIT_PER_ADDRESS, LOGIN_LIMIT_WINDOW (a timedelta
-        or seconds), each optional."""
-        window = config.get("LOGIN_LIMIT_WINDOW", cls.window)
-        if not isinstance(window, timedelta):
-            window = timedelta(seconds=float(window))
-        return cls(int(config.get("LOGIN_LIMIT_PER_ACCOUNT", cls.per_account)),
-                   int(config.get("LOGIN_LIMIT_PER_ADDRESS", cls.per_address)), window)
+    def from_settings(cls, settings: Settings) -> Limits:
+        """LOGIN_LIMIT_PER_ACCOUNT, LOGIN_LIMIT_PER_ADDRESS, LOGIN_LIMIT_WINDOW, as read once."""
+        return cls(settings.login_limit_per_account, settings.login_limit_per_address,
+                   settings.login_limit_window)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -45,6 +45,7 @@ from service.accounts import (
 )
 from service.audit import record
 from web.database import get_db, sessions
+from web.settings import settings_of
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -54,7 +55,6 @@ login_manager.session_protection = "strong"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-IDLE_TIMEOUT = timedelta(hours=2)  # default of SESSION_IDLE_TIMEOUT
 # Session keys: when this sign-in happened and when its last request came (epoch seconds).
 SIGNED_IN_AT = "signed_in_at"
 SEEN_AT = "seen_at"
@@ -131,10 +131,6 @@ def _start_session() -> None:
     session[SEEN_AT] = stamp
 
 
-def _seconds(value: timedelta | float | int) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
 def _expire_session() -> None:
     """Sign out a session past its lifetime or idle for too long, before the view runs: the
     view then sees an anonymous user (sign-in page, or 401 from the API)."""
@@ -142,8 +138,8 @@ def _expire_session() -> None:
         return
     moment = now().timestamp()
     signed_in, seen = session.get(SIGNED_IN_AT), session.get(SEEN_AT)
-    lifetime = _seconds(current_app.permanent_session_lifetime)
-    idle = _seconds(current_app.config.get("SESSION_IDLE_TIMEOUT", IDLE_TIMEOUT))
+    lifetime = current_app.permanent_session_lifetime.total_seconds()
+    idle = settings_of(current_app).session_idle_timeout.total_seconds()
     stamped = all(isinstance(v, int | float) and not isinstance(v, bool)
                   for v in (signed_in, seen))
     if not stamped or moment - signed_in > lifetime or moment - seen > idle:
@@ -175,7 +171,7 @@ def login() -> Any:
         address = request.remote_addr
         # Before the password is checked: a refused guess learns nothing.
         refusal = signin_limits.check(db, username, address,
-                                  signin_limits.Limits.from_config(current_app.config))
+                                  signin_limits.Limits.from_settings(settings_of(current_app)))
         db.commit()  # a fresh transaction for each write below (see after authenticate)
         if refusal is not None:
             signin_limits.note_refusal(db, username, address, refusal)

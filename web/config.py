@@ -15,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from settings import Settings
+from settings import VARIABLES, Settings
 
 
 def _secret_key(settings: Settings) -> str:
@@ -59,15 +59,11 @@ def flask_config(settings: Settings, overrides: Mapping[str, Any] | None = None
         "SYNC_INDEX_ON_START": settings.sync_index_on_start,
         "INDEX_SAVE_SECONDS": settings.index_save_seconds,
         "INDEX_POLL_SECONDS": settings.index_poll_seconds,
-        "LOGIN_LIMIT_PER_ACCOUNT": settings.login_limit_per_account,
-        "LOGIN_LIMIT_PER_ADDRESS": settings.login_limit_per_address,
-        "LOGIN_LIMIT_WINDOW": settings.login_limit_window,
-        "SESSION_IDLE_TIMEOUT": settings.session_idle_timeout,
     }
     # Flask's own keys in the test config (TESTING, WTF_CSRF_ENABLED, SECRET_KEY...) pass
-    # through; the settings' keys keep their parsed values.
+    # through; the settings' own names were parsed into `settings` and are read from there.
     config.update({key: value for key, value in (overrides or {}).items()
-                   if key not in config})
+                   if key not in config and key not in VARIABLES})
     if not config.get("SECRET_KEY"):
         config["SECRET_KEY"] = _secret_key(settings)
     return config

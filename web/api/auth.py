@@ -25,6 +25,7 @@ from web.auth import SiteUser
 from web.database import get_db
 from web.errors import json_error
 from web.security import csrf
+from web.settings import settings_of
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PUBLIC_ENDPOINTS = frozenset({"api.issue_token"})
@@ -91,7 +92,7 @@ def issue_token() -> Any:
     # The sign-in page's limits, counted together with its failures.
     address = request.remote_addr
     refusal = signin_limits.check(db, username, address,
-                                  signin_limits.Limits.from_config(current_app.config))
+                                  signin_limits.Limits.from_settings(settings_of(current_app)))
     db.commit()  # a fresh transaction for each write below (see web.auth.login)
     if refusal is not None:
         signin_limits.note_refusal(db, username, address, refusal, via="api")
