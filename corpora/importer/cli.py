@@ -14,6 +14,7 @@ from pathlib import Path
 from corpora.db import create_engine_for, session_scope, upgrade
 from corpora.importer.imports import import_file
 from corpora.importer.report import ImportFileError, RowsRejected
+from settings import Settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,8 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--database-url", help="默认：DATABASE_URL 或 MATCHER_HOME 下的 SQLite")
     args = parser.parse_args(argv)
 
-    upgrade(args.database_url)
-    engine = create_engine_for(args.database_url)
+    url = args.database_url or Settings.from_env().database_url
+    upgrade(url)
+    engine = create_engine_for(url)
     try:
         with session_scope(engine) as session:
             report = import_file(
