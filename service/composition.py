@@ -24,7 +24,7 @@ from settings import Settings
 
 
 def encoder_for(settings: Settings) -> Encoder:
-    """The encoder the settings name (model and runtime), not yet cached."""
+    """The encoder the settings name (model and runtime), loaded once per process."""
     return load_encoder(settings.model, backend=settings.backend, models_dir=settings.models_dir)
 
 

@@ -7,7 +7,8 @@ nothing of ours, so every layer may read it.
 
 `with_overrides` takes the same names as the environment (the site's test config uses them),
 and a moved home moves everything that lives under it: the SQLite file, the model folder,
-the indexes, the embedding cache and the session key (unless those are given explicitly).
+the indexes (`matcher.index_files` lays them out under the home), the embedding cache and the
+session key (unless the database is given explicitly).
 """
 
 from __future__ import annotations
@@ -122,10 +123,6 @@ class Settings:
     @property
     def models_dir(self) -> Path:
         return self.home / "models"
-
-    @property
-    def indexes_dir(self) -> Path:
-        return self.home / "indexes"
 
     @property
     def embedding_cache(self) -> Path:

@@ -41,8 +41,7 @@ def test_every_variable_is_read() -> None:
 def test_a_moved_home_moves_everything_under_it(tmp_path: Path) -> None:
     settings = Settings().with_overrides({"MATCHER_HOME": tmp_path})
     assert settings.database_url == f"sqlite:///{tmp_path / 'matcher.sqlite'}"
-    for path in (settings.models_dir, settings.indexes_dir, settings.embedding_cache,
-                 settings.secret_key_file):
+    for path in (settings.models_dir, settings.embedding_cache, settings.secret_key_file):
         assert tmp_path in path.parents
     # An explicit database stays where it was put.
     elsewhere = settings.with_overrides({"DATABASE_URL": "sqlite:////elsewhere.sqlite"})
