@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from corpora.models import Result, Shortlist, ShortlistLot, User, utcnow
 from corpora.schema import FieldErrors
+from corpora.sides import MATCHABLE_STATUS
 from service.audit import record
 from web.database import get_db
 from web.shortlists.forms import parse_id
@@ -67,7 +68,7 @@ def addable_result(db: Session, shortlist: Shortlist | None, raw: str) -> Result
     result = db.get(Result, result_id)
     if result is None:
         abort(404, f"成果 #{result_id} 不存在")
-    if result.status != "active":
+    if result.status != MATCHABLE_STATUS["result"]:
         raise FieldErrors({"result_id": f"成果《{result.title}》已撤回，不能列入拍卖清单"})
     if shortlist is not None and any(lot.result_id == result.id for lot in shortlist.lots):
         raise FieldErrors({"result_id": f"成果《{result.title}》已在本清单中"})
