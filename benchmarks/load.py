@@ -88,16 +88,18 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
 class Client:
     """One keep-alive connection with its own cookies (one browser, as it were)."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, timeout: float = TIMEOUT) -> None:
         parts = urlsplit(base)
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 80
+        self.timeout = timeout
         self.connection: http.client.HTTPConnection | None = None
         self.cookies: dict[str, str] = {}
 
     def _connect(self) -> http.client.HTTPConnection:
         if self.connection is None:
-            self.connection = http.client.HTTPConnection(self.host, self.port, timeout=TIMEOUT)
+            self.connection = http.client.HTTPConnection(self.host, self.port,
+                                                         timeout=self.timeout)
         return self.connection
 
     def request(self, method: str, path: str, *, body: bytes | None = None,
@@ -326,6 +328,14 @@ class VirtualUser(threading.Thread):
             "username": self.username, "password": DEMO_PASSWORD})
         if status != 302:
             raise RuntimeError(f"sign-in as {self.username}: HTTP {status}")
+        # Follow the redirect, as the browser does: sign-in starts a fresh session, whose
+        # CSRF token is on the page it lands on (the one from the sign-in form is void).
+        location = urlsplit(headers.get("location") or "/")
+        landing = (location.path or "/") + (f"?{location.query}" if location.query else "")
+        status, data, _ = self.timed("sign-in landing", "GET", landing)
+        found = CSRF.search(data.decode("utf-8", "replace"))
+        if found:
+            self.csrf = found.group(1)
         if self.role == "officer":
             status, _, headers = self.form("shortlist create", "/shortlists/", {
                 "title": f"负载测试清单 {self.number}", "note": "benchmarks/load.py"})
