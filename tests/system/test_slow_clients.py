@@ -236,3 +236,16 @@ def test_the_servers_own_error_answers_carry_the_security_headers(site: Site,
         assert expected[name], f"the app's own page has no {name}"
         assert got.get(name.lower()) == expected[name], (case, name, got)
     assert got.get("cache-control") == "no-store", (case, got)
+
+
+def test_a_body_a_little_over_the_upload_cap_gets_the_apps_own_page(site: Site) -> None:
+    """The server's own body limit sits above the app's cap (web.serve.BODY_SLACK_BYTES), so
+    an upload just over the cap is refused by the app, in Chinese, not by the server."""
+    body = b"x" * (MAX_UPLOAD_BYTES + 1)
+    request = (b"POST /login HTTP/1.1\r\n" + HOST
+               + b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: "
+               + str(len(body)).encode() + b"\r\n\r\n" + body)
+    status, headers = raw_answer(site, request)
+    assert status == 413, headers
+    assert headers["content-type"].startswith("text/html"), headers  # the app's error page
+    assert headers["x-frame-options"] == "DENY", headers
