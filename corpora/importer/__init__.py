@@ -26,6 +26,7 @@ from corpora.importer.cli import main
 from corpora.importer.imports import import_file, import_records
 from corpora.importer.readers import (
     MAX_FILE_BYTES,
+    RAW_TEXT_MAX,
     SUPPORTED_SUFFIXES,
     SourceRow,
     SourceTable,
@@ -34,6 +35,7 @@ from corpora.importer.readers import (
     read_source,
     read_xlsx,
     records_table,
+    stream_source,
 )
 from corpora.importer.rejects import (
     REJECT_LINE_COLUMN,
@@ -43,15 +45,21 @@ from corpora.importer.rejects import (
     write_rejects,
 )
 from corpora.importer.report import (
+    REASON_OTHER,
+    REASONS_MAX,
+    REJECTED_SHOWN_MAX,
     ImportFileError,
     ImportProblem,
     ImportReport,
     RejectedRow,
     RowsRejected,
+    reason_of,
 )
 from corpora.importer.rows import PreparedRow
 from corpora.importer.writer import PROGRESS_MIN_ROWS, RecordKey, import_table
 from corpora.importer.xlsx_guard import (
+    EXCEL_MAX_COLUMNS,
+    EXCEL_MAX_ROWS,
     XLSX_MAX_MEMBERS,
     XLSX_MAX_RATIO,
     XLSX_MAX_UNCOMPRESSED,
@@ -61,8 +69,14 @@ from corpora.importer.xlsx_guard import (
 )
 
 __all__ = [
+    "EXCEL_MAX_COLUMNS",
+    "EXCEL_MAX_ROWS",
     "MAX_FILE_BYTES",
     "PROGRESS_MIN_ROWS",
+    "RAW_TEXT_MAX",
+    "REASONS_MAX",
+    "REASON_OTHER",
+    "REJECTED_SHOWN_MAX",
     "REJECT_LINE_COLUMN",
     "REJECT_RAW_COLUMN",
     "REJECT_REASON_COLUMN",
@@ -91,6 +105,8 @@ __all__ = [
     "read_jsonl",
     "read_source",
     "read_xlsx",
+    "reason_of",
     "records_table",
+    "stream_source",
     "write_rejects",
 ]

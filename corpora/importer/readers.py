@@ -14,7 +14,7 @@ import io
 import json
 import re
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,21 +33,31 @@ SUPPORTED_SUFFIXES = (".jsonl", ".csv", ".xlsx")
 MAX_FILE_BYTES = 50 * 1024 * 1024
 
 
-@dataclass
+@dataclass(slots=True)
 class SourceRow:
     line: int
     original: dict[str, Any]  # column (as written in the file) → value
     fields: dict[str, Any]  # canonical field name → raw value
     problems: list[RowError] = field(default_factory=list)  # found while reading
-    raw_text: str | None = None  # a JSONL line that did not parse
+    raw_text: str | None = None  # a JSONL line that did not parse, a CSV record that did not
 
 
 @dataclass
 class SourceTable:
+    """A file's rows. `read_source` gives them as a list; `stream_source` (what the import
+    uses) as a one-pass iterator, read as it is iterated, so that memory does not grow with
+    the file: headless columns found on the way are added to `unknown_columns` at its end,
+    and `close` releases the file (an open workbook) if iteration stops early."""
+
     format: str  # "jsonl" | "csv" | "xlsx" | "records"
-    rows: list[SourceRow]
+    rows: list[SourceRow] | Iterator[SourceRow]
     columns: list[str] = field(default_factory=list)  # tabular formats: the header
     unknown_columns: list[str] = field(default_factory=list)
+
+    def close(self) -> None:
+        close = getattr(self.rows, "close", None)
+        if close is not None:
+            close()
 
 
 def _decode(data: bytes, name: str) -> str:
@@ -119,13 +129,20 @@ def _map_columns(
     return mapping, unknown
 
 
-def _tabular_rows(
-    schema: SideSchema, numbered_cells: Iterable[tuple[int, Sequence[Any]]], format_name: str
+Cells = Sequence[Any] | Mapping[int, Any]  # a row's cells: dense, or column index → value
+
+
+def _tabular_table(
+    schema: SideSchema, numbered_cells: Iterable[tuple[int, Cells]], format_name: str
 ) -> SourceTable:
-    """Rows of cells (line number, values) whose first non-blank row is the header."""
+    """Rows of cells (line number, values) whose first non-blank row is the header. The
+    header is read now (its problems are the whole file's); the rows are read as the table's
+    `rows` is iterated, once, so a file is never held in memory as rows."""
     iterator = iter(numbered_cells)
     header: list[str] | None = None
     for _line, cells in iterator:
+        if isinstance(cells, Mapping):
+            cells = [cells.get(index) for index in range(max(cells, default=-1) + 1)]
         if any(not is_blank(cell) for cell in cells):
             header = ["" if cell is None else str(cell).strip() for cell in cells]
             break
@@ -141,14 +158,29 @@ def _tabular_rows(
             name = f"{column}#{copy}"
             copy += 1
         names.append(name)
-    rows: list[SourceRow] = []
+    table = SourceTable(format_name, [], columns=names, unknown_columns=unknown)
+    table.rows = _tabular_rows(iterator, header, names, mapping, table)
+    return table
+
+
+def _tabular_rows(
+    iterator: Iterator[tuple[int, Cells]], header: list[str], names: list[str],
+    mapping: dict[int, str], table: SourceTable,
+) -> Iterator[SourceRow]:
     headless_with_data: set[str] = set()
+    any_rows = False
     for line, cells in iterator:
-        if all(is_blank(cell) for cell in cells):
+        if isinstance(cells, ProblemRow):
+            any_rows = True
+            yield SourceRow(line, {}, {}, [cells.problem], raw_text=cells.raw_text)
             continue
+        if all(is_blank(cell) for cell in (
+                cells.values() if isinstance(cells, Mapping) else cells)):
+            continue
+        pairs = cells.items() if isinstance(cells, Mapping) else enumerate(cells)
         original: dict[str, Any] = {}
         values: dict[str, Any] = {}
-        for index, cell in enumerate(cells):
+        for index, cell in pairs:
             if index >= len(names):
                 if is_blank(cell):
                     continue
@@ -165,11 +197,20 @@ def _tabular_rows(
             # A short CSV row (trailing cells left off) has those fields blank.
             values.setdefault(field_name, None)
             original.setdefault(names[index], None)
-        rows.append(SourceRow(line, original, values))
-    if not rows:
+        any_rows = True
+        yield SourceRow(line, original, values)
+    if not any_rows:
         raise ImportFileError("文件只有表头，没有数据行。")
-    unknown.extend(f"{name}（无表头）" for name in sorted(headless_with_data))
-    return SourceTable(format_name, rows, columns=names, unknown_columns=unknown)
+    table.unknown_columns.extend(f"{name}（无表头）" for name in sorted(headless_with_data))
+
+
+@dataclass(frozen=True)
+class ProblemRow:
+    """A record the reader could not split into cells (a CSV quote left open): reported as
+    a bad row at the line it starts on, with its text as read."""
+
+    problem: RowError
+    raw_text: str
 
 
 def _csv_problem(error: csv.Error) -> str:
@@ -181,29 +222,101 @@ def _csv_problem(error: csv.Error) -> str:
         return "未加引号的单元格中有换行符（请用引号括起含换行的单元格）"
     if "NUL" in text or "line contains NUL" in text:
         return "文件中含有 NUL 字符（可能不是文本文件）"
+    if "unexpected end of data" in text:
+        return UNCLOSED_QUOTE
+    if "expected after" in text:
+        return (f"{UNCLOSED_QUOTE}（结束引号后应紧跟逗号或换行；单元格内的引号须写成两个 \"\"）")
     return f"无法解析（{text}）"
 
 
+# A quote opened in a cell and never closed takes every following line into that cell: the
+# file's next rows silently become one abstract. The record it starts is refused instead.
+UNCLOSED_QUOTE = ("引号没有闭合：从此行开始的带引号单元格一直没有结束引号，"
+                  "后面的行都被并入了这个单元格")
+SWALLOWED_LINE = ("引号可能没有闭合：此行开始的带引号单元格跨越了多行，而其中第 {line} 行本身就是"
+                  "完整的一行数据（{width} 列）。若确是单元格内的换行，请检查引号是否成对")
+# Text of a refused record kept for the rejects file (a swallowed file could be megabytes).
+RAW_TEXT_MAX = 2_000
+
+
+class _Lines:
+    """The physical lines the csv reader takes, remembered until the record they make is
+    handed on: what a refused record's text is, and what the open-quote check looks at."""
+
+    def __init__(self, text: str) -> None:
+        self._lines = iter(io.StringIO(text, newline=""))
+        self.taken: list[str] = []
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self.taken.append(line)
+        return line
+
+    def hand_on(self) -> list[str]:
+        taken, self.taken = self.taken, []
+        return taken
+
+
+def _swallowed_line(lines: list[str], width: int) -> int | None:
+    """The offset of a continuation line of a multi-line record that is by itself a complete
+    record of the header's width, or None. A cell's own line breaks rarely leave exactly
+    width - 1 bare commas on a line; an open quote's swallowed rows always do. Narrow headers
+    (fewer than 3 columns) are left alone: one comma in an abstract would look like a row."""
+    if len(lines) < 2 or width < 3:
+        return None
+    for offset, line in enumerate(lines[1:], start=1):
+        if '"' in line:
+            continue
+        cells = next(csv.reader([line.rstrip("\r\n")]), [])
+        if len(cells) == width and not is_blank(cells[0]):
+            return offset
+    return None
+
+
 def read_csv(schema: SideSchema, data: bytes, name: str) -> SourceTable:
-    text = _decode(data, name)
+    return _tabular_table(schema, _csv_records(_decode(data, name)), "csv")
 
-    def numbered() -> Iterator[tuple[int, list[str]]]:
-        reader = csv.reader(io.StringIO(text, newline=""))
-        end_of_previous = 0
-        while True:
-            try:
-                cells = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as error:
+
+def _csv_records(text: str) -> Iterator[tuple[int, list[str] | ProblemRow]]:
+    """(line the record starts on, its cells) for each CSV record. strict: a quote closed
+    and then followed by text, or still open at the end of the file, is an error, not a
+    cell that quietly runs on; either is a bad row at the line its record starts on."""
+    lines = _Lines(text)
+    reader = csv.reader(lines, strict=True)
+    end_of_previous = 0
+    width: int | None = None
+    while True:
+        start = end_of_previous + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            taken = lines.hand_on()
+            raw = "".join(taken)[:RAW_TEXT_MAX]
+            if end_of_previous == 0 or width is None:
                 raise ImportFileError(
-                    f"第 {end_of_previous + 1} 行附近 CSV 格式错误：{_csv_problem(error)}"
-                ) from error
-            # A quoted cell may span lines: a row is numbered by the line it starts on.
-            yield end_of_previous + 1, cells
+                    f"第 {start} 行附近 CSV 格式错误：{_csv_problem(error)}") from error
+            yield start, ProblemRow(RowError(start, None, "整行", _csv_problem(error)), raw)
             end_of_previous = reader.line_num
-
-    return _tabular_rows(schema, numbered(), "csv")
+            continue
+        taken = lines.hand_on()
+        end_of_previous = reader.line_num
+        if width is None:
+            if any(not is_blank(cell) for cell in cells):
+                width = len(cells)  # the header
+        else:
+            swallowed = _swallowed_line(taken, width)
+            if swallowed is not None:
+                message = SWALLOWED_LINE.format(line=start + swallowed, width=width)
+                raw = "".join(taken)[:RAW_TEXT_MAX]
+                yield start, ProblemRow(RowError(start, None, "整行", message), raw)
+                continue
+        # A quoted cell may span lines: a row is numbered by the line it starts on.
+        yield start, cells
 
 
 def read_jsonl(schema: SideSchema, data: bytes, name: str) -> SourceTable:
@@ -284,6 +397,8 @@ _OPENPYXL_ERRORS = (*ZIP_READ_ERRORS, KeyError, IndexError, TypeError, Attribute
 
 
 def read_xlsx(schema: SideSchema, path: Path) -> SourceTable:
+    """The first sheet's rows, streamed: the workbook stays open until they are read (or
+    the table is closed)."""
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 
@@ -300,30 +415,74 @@ def read_xlsx(schema: SideSchema, path: Path) -> SourceTable:
     try:
         if not workbook.worksheets:
             raise ImportFileError(f"《{path.name}》没有工作表。")
-        sheet = workbook.worksheets[0]
-
-        def numbered() -> Iterator[tuple[int, list[Any]]]:
-            rows = iter(sheet.iter_rows())
-            while True:
-                try:
-                    cells = next(rows)
-                except StopIteration:
-                    return
-                except _OPENPYXL_ERRORS as error:
-                    raise xlsx_problem(path, "的工作表内容已损坏，无法读取。请在 Excel 中打开并"
-                                             "另存为 .xlsx 后再导入。") from error
-                # Empty cells carry no row number; a row with none of them is skipped anyway.
-                line = next((cell.row for cell in cells if hasattr(cell, "row")), None)
-                if line is None:
-                    continue
-                yield line, [_xlsx_cell(getattr(cell, "value", None)) for cell in cells]
-
-        return _tabular_rows(schema, numbered(), "xlsx")
-    finally:
+        table = _tabular_table(schema, _sheet_rows(workbook.worksheets[0], path), "xlsx")
+    except BaseException:
         workbook.close()
+        raise
+    table.rows = _closing(table.rows, workbook.close)
+    return table
+
+
+def _closing(rows: Iterator[SourceRow], close: Callable[[], None]) -> Iterator[SourceRow]:
+    try:
+        yield from rows
+    finally:
+        close()
+
+
+def _sheet_rows(sheet: Any, path: Path) -> Iterator[tuple[int, dict[int, Any]]]:
+    """(row number, column index → value) for each row the sheet's XML really holds.
+
+    Not `sheet.iter_rows()`: that yields the rectangle the sheet *declares* (`<dimension
+    ref="A1:XFD60000"/>`), every missing row and cell filled in, so a 1.6 KB file costs a
+    billion empty cells. openpyxl's own sheet parser, which `iter_rows` reads through, yields
+    only the `<row>` and `<c>` elements present; it is set up here exactly as openpyxl's
+    read-only sheet sets it up. The cost is then the cells the file holds, and the guard
+    has already refused rows and cells beyond Excel's limits.
+    """
+    from openpyxl.worksheet._reader import WorkSheetParser
+
+    workbook = sheet.parent
+    damaged = ("的工作表内容已损坏，无法读取。请在 Excel 中打开并另存为 .xlsx 后再导入。")
+    try:
+        source = sheet._get_source()
+        parser = WorkSheetParser(
+            source, sheet._shared_strings, data_only=workbook.data_only,
+            epoch=workbook.epoch, date_formats=workbook._date_formats,
+            timedelta_formats=workbook._timedelta_formats,
+        )
+    except _OPENPYXL_ERRORS as error:
+        raise xlsx_problem(path, damaged) from error
+    with source:
+        rows = parser.parse()
+        while True:
+            try:
+                line, cells = next(rows)
+            except StopIteration:
+                return
+            except _OPENPYXL_ERRORS as error:
+                raise xlsx_problem(path, damaged) from error
+            # Row attributes (heights...) would pile up in the parser, one dict per row.
+            parser.row_dimensions.clear()
+            values = {cell["column"] - 1: _xlsx_cell(cell["value"])
+                      for cell in cells if cell["value"] is not None}
+            if values:
+                yield line, values
 
 
 def read_source(schema: SideSchema, path: Path) -> SourceTable:
+    """Every row of a .jsonl, .csv or .xlsx file, read now, as a list."""
+    table = stream_source(schema, path)
+    try:
+        table.rows = list(table.rows)
+    finally:
+        table.close()
+    return table
+
+
+def stream_source(schema: SideSchema, path: Path) -> SourceTable:
+    """A file's rows as a one-pass iterator (see `SourceTable`); whole-file problems (type,
+    size, encoding, header) are raised now, bad rows travel with the rows."""
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         hint = "请另存为 .xlsx。" if suffix == ".xls" else ""

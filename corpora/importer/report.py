@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,11 +21,41 @@ class ImportFileError(ImportProblem):
 
 
 class RowsRejected(ImportProblem):
-    """Some rows are bad, so nothing was imported; `report` lists every bad row."""
+    """Some rows are bad, so nothing was imported; `report` lists the first
+    `REJECTED_SHOWN_MAX` bad rows in full and counts all of them by reason."""
 
     def __init__(self, report: ImportReport) -> None:
         super().__init__(report.summary())
         self.report = report
+
+
+# A rejected upload answers with this many bad rows in full and the rest as counts per reason:
+# a file of 600,000 bad rows must not become a 46 MB page (or 730 MB of RowError objects).
+# A keep_valid import keeps every rejected row, for its rejects file.
+REJECTED_SHOWN_MAX = 200
+# Distinct reasons counted; any further one is counted under REASON_OTHER, so that the counts
+# stay small whatever a file holds.
+REASONS_MAX = 50
+REASON_OTHER = "其他原因"
+
+# What makes two messages of one kind differ: the value shown (「…」), a length, a line or
+# column number. Taken out, "「abc」 不是数字" and "「x」 不是数字" are one reason.
+_REASON_DETAILS = (
+    (re.compile(r"「.*?」…?\s*"), ""),
+    (re.compile(r"长度 \d+( 个字符)?，"), "长度"),
+    (re.compile(r"共 \d+ 项，"), "项数"),
+    (re.compile(r"第 \d+ 行"), "前面某行"),
+    (re.compile(r"（第 \d+ 列）"), ""),
+)
+
+
+def reason_of(error: RowError) -> str:
+    """The kind of problem an error is, without the details that vary from row to row:
+    "摘要：必填，不能为空", "成果类型：不是允许的取值；可选：…"."""
+    message = error.message
+    for pattern, replacement in _REASON_DETAILS:
+        message = pattern.sub(replacement, message)
+    return f"{error.label}：{message.strip()}"
 
 
 @dataclass
@@ -45,7 +77,12 @@ class ImportReport:
     created_ids: list[int] = field(default_factory=list)
     updated_ids: list[int] = field(default_factory=list)
     unchanged_ids: list[int] = field(default_factory=list)
+    # Every rejected row when `keeps_all_rejected` (a keep_valid import: the rejects file);
+    # else the first REJECTED_SHOWN_MAX. The counts below always cover every one.
     rejected: list[RejectedRow] = field(default_factory=list)
+    rejected_total: int = 0
+    rejected_by_reason: Counter[str] = field(default_factory=Counter)  # rows per reason
+    keeps_all_rejected: bool = False
     unknown_columns: list[str] = field(default_factory=list)
     organisations_created: list[str] = field(default_factory=list)
     written: bool = False  # rows went to the session (the caller's commit makes them stick)
@@ -68,26 +105,62 @@ class ImportReport:
         """Rows whose embedded text may have changed: what an indexer has to (re)encode."""
         return sorted(self.created_ids + self.updated_ids)
 
+    def wants_rejected(self) -> bool:
+        """Whether the next rejected row is kept in full (else it is only counted)."""
+        return self.keeps_all_rejected or len(self.rejected) < REJECTED_SHOWN_MAX
+
+    def reject(self, row: RejectedRow | None, errors: list[RowError]) -> None:
+        """Count a bad row by its reasons, and keep it in full if given (see wants_rejected);
+        a row with two problems of one kind counts once under that reason."""
+        self.rejected_total += 1
+        for reason in dict.fromkeys(reason_of(error) for error in errors):
+            if reason not in self.rejected_by_reason and \
+                    len(self.rejected_by_reason) >= REASONS_MAX:
+                reason = REASON_OTHER
+            self.rejected_by_reason[reason] += 1
+        if row is not None:
+            self.rejected.append(row)
+
+    @property
+    def hidden_total(self) -> int:
+        """Rejected rows counted but not kept in full."""
+        return self.rejected_total - len(self.rejected)
+
+    def hidden_by_reason(self) -> list[tuple[str, int]]:
+        """The rows not kept in full, counted by reason, most frequent first."""
+        hidden = Counter(self.rejected_by_reason)
+        for row in self.rejected:
+            for reason in dict.fromkeys(reason_of(error) for error in row.errors):
+                if reason in hidden:
+                    hidden[reason] -= 1
+                elif REASON_OTHER in hidden:
+                    hidden[REASON_OTHER] -= 1
+        return [(reason, count) for reason, count in hidden.most_common() if count > 0]
+
     @property
     def errors(self) -> list[RowError]:
+        """The errors of the rejected rows kept in full."""
         return [error for row in self.rejected for error in row.errors]
 
     def summary(self, max_errors: int = 50) -> str:
         label = schema_for(self.side).label
         lines = [
             f"导入{label}《{self.source}》：共 {self.total_rows} 行，新增 {self.created} 条，"
-            f"更新 {self.updated} 条，未变 {self.unchanged} 条，拒绝 {len(self.rejected)} 行。"
+            f"更新 {self.updated} 条，未变 {self.unchanged} 条，拒绝 {self.rejected_total} 行。"
         ]
-        if self.rejected and not self.written:
+        if self.rejected_total and not self.written:
             lines.append(
-                f"文件中有 {len(self.rejected)} 行有错误，未导入任何数据。请修改后重新导入："
+                f"文件中有 {self.rejected_total} 行有错误，未导入任何数据。请修改后重新导入："
             )
-        elif self.rejected:
+        elif self.rejected_total:
             lines.append("以下行未导入：")
         errors = self.errors
         lines.extend(f"  {error}" for error in errors[:max_errors])
         if len(errors) > max_errors:
             lines.append(f"  ……另有 {len(errors) - max_errors} 处错误未列出")
+        if self.hidden_total:
+            lines.append(f"  ……另有 {self.hidden_total:,} 行未逐行列出：" + "；".join(
+                f"{reason} {count:,} 行" for reason, count in self.hidden_by_reason()))
         if self.rejects_path is not None:
             lines.append(f"被拒绝的行已写入 {self.rejects_path}")
         if self.unknown_columns:

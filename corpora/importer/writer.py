@@ -9,7 +9,7 @@ The writer never commits: the caller's transaction makes the whole import one tr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Sized
 from typing import Any
 
 from sqlalchemy import select
@@ -19,7 +19,7 @@ from tqdm import tqdm
 from corpora.db import in_chunks
 from corpora.importer.readers import SourceTable
 from corpora.importer.rejects import rejected_original
-from corpora.importer.report import ImportReport, RejectedRow, RowsRejected
+from corpora.importer.report import ImportFileError, ImportReport, RejectedRow, RowsRejected
 from corpora.importer.rows import PreparedRow, checked_default_organisation, prepare_row
 from corpora.models import Need, Organisation, Result, join_list
 from corpora.schema import RowError, SideSchema, schema_for
@@ -157,11 +157,15 @@ class _Writer:
         return "updated", record
 
 
-def _progress(iterable: Iterable[Any], total: int, description: str, progress: bool | None):
-    # None: a bar for large files only; True: always. Either way tqdm (disable=None) stays
-    # quiet when stderr is not a terminal, so logs and tests get no bar.
+def _progress(
+    iterable: Iterable[Any], total: int | None, description: str, progress: bool | None
+):
+    # None: a bar for large files only (a streamed file, whose length is unknown, counts as
+    # large); True: always. Either way tqdm (disable=None) stays quiet when stderr is not a
+    # terminal, so logs and tests get no bar.
     disable: bool | None = None
-    if progress is False or (progress is None and total < PROGRESS_MIN_ROWS):
+    if progress is False or (progress is None and total is not None
+                             and total < PROGRESS_MIN_ROWS):
         disable = True
     return tqdm(iterable, total=total, desc=description, unit="行", disable=disable)
 
@@ -177,18 +181,30 @@ def import_table(
     lock_organisation: bool = False,
     sample: bool = False,
     progress: bool | None = None,
+    max_rows: int | None = None,
 ) -> ImportReport:
-    """Check every row of `table`, then write them (all, or with `keep_valid` the good ones)."""
+    """Check every row of `table`, then write them (all, or with `keep_valid` the good ones).
+
+    The rows are read once, as they come (a streamed table is never held in memory): a bad row
+    is counted by reason and kept in full only while the report wants it (the first
+    REJECTED_SHOWN_MAX, or every one with `keep_valid`, for the rejects file), and once a row
+    is bad without `keep_valid` the good ones are only checked, no longer kept. `max_rows`
+    bounds the good rows one call writes (an upload); a file with more is refused as a whole
+    as soon as it has more.
+    """
     if lock_organisation and not organisation:
         raise ValueError("lock_organisation needs the organisation to lock to")
     if organisation is not None:
         organisation = checked_default_organisation(organisation)
     schema = schema_for(side)
-    report = ImportReport(side=side, source=source, total_rows=len(table.rows))
-    report.unknown_columns = list(table.unknown_columns)
+    report = ImportReport(side=side, source=source, keeps_all_rejected=keep_valid)
     prepared: list[PreparedRow] = []
+    good = 0
     first_line_of_key: dict[tuple[str, ...], int] = {}
-    for source_row in _progress(table.rows, len(table.rows), "校验", progress):
+    rows = table.rows
+    total = len(rows) if isinstance(rows, Sized) else None
+    for source_row in _progress(rows, total, "校验", progress):
+        report.total_rows += 1
         row, errors = prepare_row(schema, source_row, organisation, lock_organisation)
         if row is not None and row.key in first_line_of_key:
             field_name = "external_id" if row.key[1] == "编号" else "title"
@@ -198,12 +214,21 @@ def import_table(
             errors = [RowError(row.line, field_name, spec.label, message)]
             row = None
         if row is None:
-            original = rejected_original(source_row)
-            report.rejected.append(RejectedRow(source_row.line, original, errors))
+            kept = None
+            if report.wants_rejected():
+                kept = RejectedRow(source_row.line, rejected_original(source_row), errors)
+            report.reject(kept, errors)
             continue
+        good += 1
+        if max_rows is not None and good > max_rows:
+            raise ImportFileError(
+                f"《{source}》中合格的数据行超过单次导入的上限 {max_rows:,} 行"
+                f"（已读到第 {row.line:,} 行）。请分成几个文件导入。")
         first_line_of_key[row.key] = row.line
-        prepared.append(row)
-    if report.rejected and not keep_valid:
+        if keep_valid or not report.rejected_total:
+            prepared.append(row)
+    report.unknown_columns = list(table.unknown_columns)
+    if report.rejected_total and not keep_valid:
         raise RowsRejected(report)
 
     writer = _Writer(session, schema, sample, report)

@@ -1,10 +1,13 @@
 """What an .xlsx may contain, checked before openpyxl opens it: zip bombs, macros (an .xlsm
-renamed), external links and data connections, and XML parts that declare a DOCTYPE or
-entities are refused with a message that says why."""
+renamed), external links and data connections, XML parts that declare a DOCTYPE or
+entities, and cells or rows beyond Excel's own limits are refused with a message that says
+why."""
 
 from __future__ import annotations
 
 import codecs
+import re
+import xml.parsers.expat
 import zipfile
 import zlib
 from pathlib import Path
@@ -32,6 +35,14 @@ _EXTERNAL_MARKERS = ("externallink", "connections.xml", "connections+xml", "quer
 # What reading a damaged zip member can raise (CRC, truncation, encryption, odd methods).
 ZIP_READ_ERRORS = (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError,
                    ValueError, zlib.error)
+# Excel's sheet: rows 1..1,048,576, columns A..XFD. A reference beyond them is no Excel file;
+# it is how a 1.6 KB file asked openpyxl for millions of empty cells. A row may hold at most
+# one element per column: more, and openpyxl would build the whole row in memory first.
+EXCEL_MAX_ROWS = 1_048_576
+EXCEL_MAX_COLUMNS = 16_384
+# Sheet XML is read in pieces of this size: memory stays flat whatever the part's size.
+SCAN_CHUNK_BYTES = 64 * 1024
+_CELL_REFERENCE = re.compile(r"([A-Za-z]+)([0-9]+)")
 NOT_XLSX = ("不是有效的 XLSX 文件（文件已损坏，或并非 Excel 2007 及以后的 .xlsx 格式；"
             "旧版 .xls 请在 Excel 中另存为 .xlsx）。")
 
@@ -69,9 +80,113 @@ def _xml_prolog_problem(head: bytes) -> str | None:
         position = end + 2
 
 
+class _OutOfSheet(Exception):
+    """A row or cell beyond Excel's limits; the message says which."""
+
+
+class _SheetScan:
+    """Expat callbacks that follow the rows and cells of a `<sheetData>` the way openpyxl
+    numbers them (a row without `r` follows the previous one, a cell without `r` the previous
+    cell) and stop at the first one beyond Excel's limits. Nothing is kept but counters, so
+    a part of any size is scanned in constant memory and linear time."""
+
+    def __init__(self) -> None:
+        self.in_sheet_data = False
+        self.seen_sheet_data = False
+        self.row = 0
+        self.column = 0
+        self.cells_in_row = 0
+
+    def start(self, name: str, attributes: dict[str, str]) -> None:
+        local = name.rpartition(" ")[2]
+        if local == "sheetData":
+            self.in_sheet_data = self.seen_sheet_data = True
+        elif not self.in_sheet_data:
+            return
+        elif local == "row":
+            self._row(attributes.get("r"))
+        elif local == "c":
+            self._cell(attributes.get("r"))
+
+    def end(self, name: str) -> None:
+        if name.rpartition(" ")[2] == "sheetData":
+            self.in_sheet_data = False
+
+    def _row(self, reference: str | None) -> None:
+        if reference is None:
+            self.row += 1
+        else:
+            try:
+                number = float(reference.strip())
+            except ValueError:
+                raise _OutOfSheet(f"行号「{reference[:20]}」无效") from None
+            if not number.is_integer() or number < 1:
+                raise _OutOfSheet(f"行号「{reference[:20]}」无效")
+            self.row = int(min(number, EXCEL_MAX_ROWS + 1))
+        self._check_row(self.row)
+        self.column = 0
+        self.cells_in_row = 0
+
+    def _cell(self, reference: str | None) -> None:
+        self.cells_in_row += 1
+        if self.cells_in_row > EXCEL_MAX_COLUMNS:
+            raise _OutOfSheet(f"第 {self.row:,} 行的单元格多于 Excel 的上限 "
+                              f"{EXCEL_MAX_COLUMNS:,} 列")
+        if reference is None:
+            self.column += 1
+        else:
+            match = _CELL_REFERENCE.fullmatch(reference.strip())
+            if match is None:
+                raise _OutOfSheet(f"单元格引用「{reference[:20]}」无效")
+            letters, digits = match.groups()
+            if len(letters) > 3:
+                self.column = EXCEL_MAX_COLUMNS + 1
+            else:
+                self.column = 0
+                for letter in letters.upper():
+                    self.column = self.column * 26 + ord(letter) - ord("A") + 1
+            if self.column > EXCEL_MAX_COLUMNS:
+                raise _OutOfSheet(f"有单元格 {reference[:20]}，超出 Excel 的上限 "
+                                  f"{EXCEL_MAX_COLUMNS:,} 列（最后一列是 XFD）")
+            self._check_row(int(digits) if len(digits) <= 8 else EXCEL_MAX_ROWS + 1,
+                            reference)
+        if self.column > EXCEL_MAX_COLUMNS:
+            raise _OutOfSheet(f"第 {self.row:,} 行的单元格超出 Excel 的上限 "
+                              f"{EXCEL_MAX_COLUMNS:,} 列（最后一列是 XFD）")
+
+    @staticmethod
+    def _check_row(row: int, reference: str | None = None) -> None:
+        if row > EXCEL_MAX_ROWS:
+            where = f"有单元格 {reference[:20]}" if reference else "有一行的行号"
+            raise _OutOfSheet(f"{where}超出 Excel 的上限 {EXCEL_MAX_ROWS:,} 行")
+        if row < 1:
+            raise _OutOfSheet(f"单元格引用「{(reference or '')[:20]}」无效")
+
+
+def _scan_sheet_part(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> str | None:
+    """A reason if the part's `<sheetData>` holds a row or cell beyond Excel's limits."""
+    scan = _SheetScan()
+    parser = xml.parsers.expat.ParserCreate(namespace_separator=" ")
+    parser.StartElementHandler = scan.start
+    parser.EndElementHandler = scan.end
+    try:
+        with archive.open(info) as handle:
+            while chunk := handle.read(SCAN_CHUNK_BYTES):
+                parser.Parse(chunk, False)
+            parser.Parse(b"", True)
+    except _OutOfSheet as problem:
+        return str(problem)
+    except xml.parsers.expat.ExpatError:
+        # Broken XML in a sheet is broken for openpyxl too; elsewhere openpyxl may never read
+        # the part, and the prolog check already refused the dangerous kinds of XML.
+        return "不是完整的 XML" if scan.seen_sheet_data else None
+    return None
+
+
 def check_xlsx_archive(path: Path) -> None:
     """Refuse, with a clear message, an .xlsx that is a zip bomb, carries macros (an .xlsm
-    renamed), links to other files, or declares XML entities; before any XML is parsed."""
+    renamed), links to other files, declares XML entities, or has rows or cells beyond
+    Excel's limits; before openpyxl parses any of its XML."""
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError) as error:
@@ -132,3 +247,13 @@ def _check_members(path: Path, archive: zipfile.ZipFile) -> None:
         if problem:
             raise xlsx_problem(path, f"的部件 {info.filename} {problem}，不是正常的 Excel "
                                      "文件，已拒绝。")
+    # Only once every part is known to be plain XML: the sheets' rows and cells. Every XML
+    # part is scanned, not only xl/worksheets/, since the workbook may name any part a sheet.
+    for info, name in zip(members, names, strict=True):
+        if not name.endswith(".xml") or info.is_dir():
+            continue
+        problem = _scan_sheet_part(archive, info)
+        if problem:
+            raise xlsx_problem(path, f"的工作表 {info.filename} {problem}，不是正常的 Excel "
+                                     f"文件，已拒绝（Excel 最多 {EXCEL_MAX_ROWS:,} 行、"
+                                     f"{EXCEL_MAX_COLUMNS:,} 列）。")
