@@ -4,6 +4,7 @@ each answers; officers see how many open needs each result answers well."""
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,16 @@ from flask import Blueprint, abort, flash, render_template, request
 from flask_login import current_user, login_required
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
+from werkzeug.datastructures import FileStorage
 
-from corpora.importer import ImportProblem, RowsRejected, import_file
-from corpora.models import MatchFeedback, Organisation, Result
+from corpora.importer import (
+    REJECTED_SHOWN_MAX,
+    ImportProblem,
+    ImportReport,
+    RowsRejected,
+    import_file,
+)
+from corpora.models import MatchFeedback, Organisation, Result, User
 from corpora.schema import RESULT_SCHEMA
 from corpora.sides import is_matchable
 from service.audit import record
@@ -30,6 +38,10 @@ bp = Blueprint("results", __name__, url_prefix="/results")
 
 MATCHES_K = 20
 UPLOAD_SUFFIXES = (".csv", ".xlsx")
+# Good rows one upload may hold (the command-line importer has no such cap): with it, a
+# 5 MB file of tiny rows is refused after this many instead of written and indexed 1.7
+# million times over. Real uploads hold hundreds; a 5 MB file of real results, thousands.
+UPLOAD_MAX_ROWS = 20_000
 
 
 def get_result(result_id: int) -> Result:
@@ -135,54 +147,85 @@ def detail(result_id: int) -> Any:
     ), 400 if error else 200
 
 
+@dataclass
+class UploadOutcome:
+    """What one upload came to, for the page and for the API alike: imported (`report`), or
+    refused (`problem`, and `rejected` when rows were to blame: the first
+    REJECTED_SHOWN_MAX bad rows in full, every one counted by reason)."""
+
+    report: ImportReport | None = None
+    problem: str | None = None
+    rejected: ImportReport | None = None
+    file_problem: bool = False  # the `file` field itself: missing, or not .csv / .xlsx
+
+
+def import_upload(me: User, upload_file: FileStorage | None, *, via: str = "page"
+                  ) -> UploadOutcome:
+    """Import an office's CSV/XLSX upload as its institution's results, all or nothing,
+    through the importer; commits on success. At most UPLOAD_MAX_ROWS good rows: the
+    worker's time and memory stay bounded for any file up to the upload cap."""
+    name = Path(upload_file.filename or "").name if upload_file else ""
+    suffix = Path(name).suffix.lower()
+    if not upload_file or not name:
+        return UploadOutcome(problem="请选择要上传的 CSV 或 XLSX 文件", file_problem=True)
+    if suffix not in UPLOAD_SUFFIXES:
+        return UploadOutcome(
+            problem=f"不支持的文件类型「{suffix or '无扩展名'}」：只接受 .csv 和 .xlsx",
+            file_problem=True)
+    db = get_db()
+    outcome = UploadOutcome()
+    with tempfile.TemporaryDirectory() as folder:
+        # Saved under the user's own file name, so every message names their file.
+        path = Path(folder) / _safe_upload_name(name, suffix)
+        upload_file.save(path)
+        try:
+            outcome.report = import_file(
+                db, path, "result", organisation=me.organisation.name, lock_organisation=True,
+                progress=False, max_rows=UPLOAD_MAX_ROWS)
+            record(db, me, "upload", "result", None,
+                   {"file": name, "created": outcome.report.created,
+                    "updated": outcome.report.updated, "via": via})
+            db.commit()
+        except RowsRejected as rows:
+            db.rollback()
+            outcome.rejected = rows.report
+            outcome.problem = (f"《{name}》有 {rows.report.rejected_total:,} 行不合格，"
+                               "整个文件未导入。请按下表修改后重新上传。")
+        except ImportProblem as bad:
+            db.rollback()
+            outcome.problem = str(bad)
+    if outcome.report is not None:
+        service().changed(db, "result", outcome.report.changed_ids)
+    return outcome
+
+
 @bp.route("/upload", methods=["GET", "POST"])
 @role_required("office")
 def upload() -> Any:
-    """CSV/XLSX bulk listing through the importer: a file with any bad row imports nothing
-    and every bad row is shown with its line number and reason."""
+    """CSV/XLSX bulk listing through the importer: a file with any bad row imports nothing;
+    the first REJECTED_SHOWN_MAX bad rows are shown with their line number and reason, the
+    rest counted by reason (a page of 600,000 rows would be 46 MB)."""
     if not permissions.can_post_result(current_user):
         abort(403, "只有绑定高校或院所的账号可以上传成果")
-    report = None
-    problem = None
-    rejected = []
+    outcome = UploadOutcome()
     if request.method == "POST":
-        me = signed_in_user()
-        upload_file = request.files.get("file")
-        name = Path(upload_file.filename or "").name if upload_file else ""
-        suffix = Path(name).suffix.lower()
-        if not upload_file or not name:
-            problem = "请选择要上传的 CSV 或 XLSX 文件"
-        elif suffix not in UPLOAD_SUFFIXES:
-            problem = f"不支持的文件类型「{suffix or '无扩展名'}」：只接受 .csv 和 .xlsx"
-        else:
-            db = get_db()
-            with tempfile.TemporaryDirectory() as folder:
-                # Saved under the user's own file name, so every message names their file.
-                path = Path(folder) / _safe_upload_name(name, suffix)
-                upload_file.save(path)
-                try:
-                    report = import_file(db, path, "result", organisation=me.organisation.name,
-                                         lock_organisation=True, progress=False)
-                    record(db, me, "upload", "result", None,
-                           {"file": name, "created": report.created, "updated": report.updated})
-                    db.commit()
-                except RowsRejected as rows:
-                    db.rollback()
-                    rejected = rows.report.errors
-                    problem = (f"《{name}》有 {len(rows.report.rejected)} 行不合格，"
-                               "整个文件未导入。请按下表修改后重新上传。")
-                except ImportProblem as bad:
-                    db.rollback()
-                    problem = str(bad)
-            if report is not None:
-                service().changed(db, "result", report.changed_ids)
-                flash(f"《{name}》已导入：新增 {report.created} 条，更新 {report.updated} 条，"
-                      f"未变 {report.unchanged} 条")
-    status_code = 400 if problem else 200
+        outcome = import_upload(signed_in_user(), request.files.get("file"))
+        if outcome.report is not None:
+            name = Path(request.files["file"].filename or "").name
+            report = outcome.report
+            flash(f"《{name}》已导入：新增 {report.created} 条，更新 {report.updated} 条，"
+                  f"未变 {report.unchanged} 条")
+    status_code = 400 if outcome.problem else 200
     columns = [spec for spec in RESULT_SCHEMA.fields
                if spec.name not in ("institution", "institution_city", "institution_kind")]
-    return render_template("results/upload.html", report=report, problem=problem,
-                           rejected=rejected, columns=columns), status_code
+    rejected = outcome.rejected
+    return render_template(
+        "results/upload.html", report=outcome.report, problem=outcome.problem,
+        rejected=rejected.errors if rejected else [],
+        hidden_total=rejected.hidden_total if rejected else 0,
+        hidden_reasons=rejected.hidden_by_reason() if rejected else [],
+        shown_rows=len(rejected.rejected) if rejected else 0,
+        shown_max=REJECTED_SHOWN_MAX, max_rows=UPLOAD_MAX_ROWS, columns=columns), status_code
 
 
 def _safe_upload_name(name: str, suffix: str) -> str:

@@ -50,6 +50,6 @@ def _no_store(response: Response) -> Response:
 
 # The route modules need `bp` above, so they are imported after it (the blueprint-package
 # pattern); importing them is what registers their routes.
-from web.api import auth, items, search, shortlists  # noqa: E402
+from web.api import auth, imports, items, search, shortlists  # noqa: E402
 
-__all__ = ["auth", "bp", "items", "search", "shortlists"]
+__all__ = ["auth", "bp", "imports", "items", "search", "shortlists"]
