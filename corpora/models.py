@@ -282,6 +282,10 @@ class User(TimestampMixin, Base):
     # sha256 of the current API token; the token itself is shown once and never stored.
     api_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Stamped into the session cookie at sign-in; a cookie with another number is signed out.
+    # Raised on sign-out, password change and disable, so every session of the account ends
+    # on the server, not only the one in the browser that asked (see web.auth).
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     organisation: Mapped[Organisation | None] = relationship()
 

@@ -1,7 +1,12 @@
-"""Accounts: password hashing and strength, API tokens, user creation.
+"""Accounts: password hashing and strength, API tokens, user creation, sessions ended.
 
 Passwords are hashed with scrypt (Werkzeug's default scheme). API tokens are random; only
 their SHA-256 is stored, so a database leak does not leak working tokens.
+
+`users.session_generation` is what a signed-in session is checked against (web.auth stamps
+it into the cookie at sign-in): raising it ends every session of the account at once, on
+every worker, which a signed cookie alone cannot do. It is raised on sign-out, on a password
+change and when the account is disabled.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -127,3 +132,39 @@ def issue_api_token(user: User) -> str:
 def user_for_token(session: Session, token: str) -> User | None:
     user = session.scalar(select(User).where(User.api_token_hash == token_digest(token)))
     return user if user is not None and user.is_active else None
+
+
+def end_sessions(session: Session, user: User) -> int:
+    """End every session of `user` (the caller commits); returns the new generation, which
+    the caller stamps into a session it keeps. One UPDATE, so two at once both count."""
+    session.execute(update(User).where(User.id == user.id)
+                    .values(session_generation=User.session_generation + 1)
+                    .execution_options(synchronize_session=False))
+    session.refresh(user, ["session_generation"])
+    return user.session_generation
+
+
+def change_password(session: Session, user: User, current: str, new: str,
+                    confirmation: str) -> int:
+    """Check `current`, set `new` and end every session of `user` (the caller commits and
+    re-stamps the session it keeps). Raises AccountError naming the field; returns the new
+    session generation."""
+    if not check_password_hash(user.password_hash, current):
+        raise AccountError("current_password", "当前密码不正确")
+    problem = password_problem(new, user.username)
+    if problem:
+        raise AccountError("new_password", problem)
+    if new != confirmation:
+        raise AccountError("confirm_password", "两次输入的新密码不一致")
+    if check_password_hash(user.password_hash, new):
+        raise AccountError("new_password", "新密码不能与当前密码相同")
+    user.password_hash = hash_password(new)
+    return end_sessions(session, user)
+
+
+def set_active(session: Session, user: User, active: bool) -> None:
+    """Enable or disable `user` (the caller commits). Disabling ends every session, so that
+    enabling the account again does not bring the old cookies back."""
+    if user.is_active and not active:
+        end_sessions(session, user)
+    user.is_active = active

@@ -12,6 +12,7 @@ from sqlalchemy.orm import selectinload
 
 from corpora.models import Organisation, User
 from service.accounts import AccountError, NewUser, create_user
+from service.accounts import set_active as set_account_active
 from service.audit import record
 from web.auth import role_required
 from web.database import get_db
@@ -61,7 +62,7 @@ def set_active(user_id: int) -> Any:
         abort(404, "用户不存在")
     if user.id == current_user.id:
         abort(400, "不能停用自己的账号")
-    user.is_active = request.form.get("active") == "1"
+    set_account_active(db, user, request.form.get("active") == "1")  # disabling ends sessions
     record(db, db.get(User, current_user.id), "enable" if user.is_active else "disable", "user",
            user.id, {"username": user.username})
     db.commit()

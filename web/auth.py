@@ -1,4 +1,4 @@
-"""Sign-in, sign-out, roles, the account page (API token) and the account CLI commands.
+"""Sign-in, sign-out, roles, the account page (API token, password) and the account CLI commands.
 
 Sign-in is rate-limited per account and per address (`service.signin_limits`, counted in the audit
 log so that every worker process sees the same counts). A session ends
@@ -6,11 +6,20 @@ PERMANENT_SESSION_LIFETIME after sign-in (8 h) however busy it is, and earlier a
 SESSION_IDLE_TIMEOUT (2 h) without a request: a cookie left on a shared office computer
 stops working on its own. Both are checked here, on the server, from times kept in the signed
 session cookie: the browser's own cookie expiry alone would be refreshed by every request.
+
+A signed cookie cannot be recalled, so the session also carries the account's
+`session_generation` from sign-in, and the user loader refuses a session whose number is not the
+account's current one. Sign-out, a password change and disabling the account raise the number
+(`service.accounts.end_sessions`): every copy of every cookie of that account is then refused,
+on pages and on the API alike (web.api authenticates cookies through the same loader). Sign-in
+starts from an empty session with a fresh random id, so nothing planted in the browser before
+it (a session, a CSRF token an attacker knows) survives into the signed-in one.
 """
 
 from __future__ import annotations
 
 import functools
+import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -23,6 +32,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    make_response,
     redirect,
     render_template,
     request,
@@ -36,11 +46,14 @@ from corpora.models import User, as_id
 from service import signin_limits
 from service.accounts import (
     PASSWORD_MAX_LENGTH,
+    PASSWORD_MIN_LENGTH,
     ROLE_LABELS,
     AccountError,
     NewUser,
     authenticate,
+    change_password,
     create_user,
+    end_sessions,
     issue_api_token,
 )
 from service.audit import record
@@ -55,9 +68,13 @@ login_manager.session_protection = "strong"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# Session keys: when this sign-in happened and when its last request came (epoch seconds).
+# Session keys: when this sign-in happened and when its last request came (epoch seconds),
+# the account's session generation at sign-in, and this sign-in's random id.
 SIGNED_IN_AT = "signed_in_at"
 SEEN_AT = "seen_at"
+GENERATION = "generation"
+SESSION_ID = "sid"
+PASSWORD_FIELDS = ("current_password", "new_password", "confirm_password")
 
 
 def now() -> datetime:
@@ -91,12 +108,23 @@ class SiteUser:
         return ROLE_LABELS.get(self.role, self.role)
 
 
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 @login_manager.user_loader
 def _load_user(user_id: str) -> SiteUser | None:
+    """The session's account, if it is active and this session is of its current generation
+    (a cookie from before a sign-out, password change or disable is not)."""
     if (parsed_id := as_id(user_id)) is None:
         return None
     user = get_db().get(User, parsed_id)
-    return SiteUser(user) if user is not None and user.is_active else None
+    if user is None or not user.is_active:
+        return None
+    stamp = session.get(GENERATION)
+    if not _is_count(stamp) or stamp != user.session_generation:
+        return None
+    return SiteUser(user)
 
 
 def role_required(*roles: str) -> Callable[[F], F]:
@@ -122,18 +150,32 @@ def _safe_next(target: str | None) -> str | None:
     return target
 
 
-def _start_session() -> None:
-    """Make the session permanent (so PERMANENT_SESSION_LIFETIME applies to the cookie too)
-    and stamp it for `_expire_session`."""
+def _start_session(user: User) -> None:
+    """Sign `user` in on an empty session with a fresh id (whatever the cookie held before,
+    the signed-in session is not it), permanent (so PERMANENT_SESSION_LIFETIME applies to the
+    cookie too), stamped for `_check_session` and with the account's session generation."""
+    session.clear()
+    session[SESSION_ID] = secrets.token_urlsafe(32)
+    login_user(SiteUser(user))
     session.permanent = True
     stamp = now().timestamp()
     session[SIGNED_IN_AT] = stamp
     session[SEEN_AT] = stamp
+    session[GENERATION] = user.session_generation
 
 
-def _expire_session() -> None:
-    """Sign out a session past its lifetime or idle for too long, before the view runs: the
-    view then sees an anonymous user (sign-in page, or 401 from the API)."""
+def _end_session(message: str | None) -> None:
+    """Sign this browser out and forget everything its session held."""
+    logout_user()
+    session.clear()
+    if message and not request.path.startswith("/api/"):
+        flash(message)
+
+
+def _check_session() -> None:
+    """Sign out, before the view runs, a session past its lifetime, idle for too long, or
+    ended elsewhere (its account signed out, changed its password or was disabled): the view
+    then sees an anonymous user (sign-in page, or 401 from the API)."""
     if "_user_id" not in session:
         return
     moment = now().timestamp()
@@ -143,14 +185,14 @@ def _expire_session() -> None:
     stamped = all(isinstance(v, int | float) and not isinstance(v, bool)
                   for v in (signed_in, seen))
     if not stamped or moment - signed_in > lifetime or moment - seen > idle:
-        logout_user()
-        session.pop(SIGNED_IN_AT, None)
-        session.pop(SEEN_AT, None)
-        if not request.path.startswith("/api/"):
-            flash("登录已过期，请重新登录")
+        _end_session("登录已过期，请重新登录")
         return
-    if request.endpoint != "static":  # a stylesheet is not activity, nor worth a new cookie
-        session[SEEN_AT] = moment
+    if request.endpoint == "static":  # a stylesheet is not activity, nor worth a query
+        return
+    if not current_user.is_authenticated:  # the loader refused it
+        _end_session("登录已失效（已在别处退出、修改了密码或账号已停用），请重新登录")
+        return
+    session[SEEN_AT] = moment
 
 
 def _refused(username: str, refusal: signin_limits.Refusal) -> Any:
@@ -189,8 +231,7 @@ def login() -> Any:
         else:
             signin_limits.note_success(user)  # sets last_login_at
             db.commit()
-            login_user(SiteUser(user))
-            _start_session()
+            _start_session(user)
             flash(f"欢迎，{user.display_name}")
             return redirect(_safe_next(request.args.get("next")) or url_for("search.home"))
     status = 401 if error else 200
@@ -199,9 +240,13 @@ def login() -> Any:
 
 @bp.route("/logout", methods=["POST"])
 def logout() -> Any:
-    logout_user()
-    session.pop(SIGNED_IN_AT, None)
-    session.pop(SEEN_AT, None)
+    """Sign out this browser and every other session of the account: a copy of the cookie
+    must not outlive the sign-out."""
+    if current_user.is_authenticated:
+        db = get_db()
+        end_sessions(db, db.get(User, current_user.id))
+        db.commit()
+    _end_session(None)
     flash("已退出登录")
     return redirect(url_for("auth.login"))
 
@@ -216,7 +261,49 @@ def account() -> Any:
         token = issue_api_token(user)
         record(db, user, "issue_token", "user", user.id, {})
         db.commit()
-    return render_template("auth/account.html", token=token)
+    return _account_page(token=token)
+
+
+def _account_page(token: str | None = None, errors: dict[str, str] | None = None,
+                  status: int = 200) -> Any:
+    return make_response((render_template(
+        "auth/account.html", token=token, errors=errors or {},
+        password_min=PASSWORD_MIN_LENGTH), status))
+
+
+@bp.route("/account/password", methods=["POST"])
+@login_required
+def password() -> Any:
+    """Change one's own password: every other session of the account ends, this one is
+    re-stamped and stays. A wrong current password counts as a failed sign-in, so a stolen
+    cookie buys no more guesses than the sign-in page gives."""
+    current, new, confirmation = (request.form.get(name, "") for name in PASSWORD_FIELDS)
+    db = get_db()
+    user = db.get(User, current_user.id)
+    address = request.remote_addr
+    refusal = signin_limits.check(db, user.username, address,
+                                  signin_limits.Limits.from_settings(settings_of(current_app)))
+    db.commit()  # a fresh transaction for each write below (see login)
+    if refusal is not None:
+        signin_limits.note_refusal(db, user.username, address, refusal, via="password")
+        db.commit()
+        response = _account_page(errors={"current_password": refusal.message}, status=429)
+        response.headers["Retry-After"] = str(refusal.retry_after)
+        return response
+    try:
+        generation = change_password(db, user, current[:PASSWORD_MAX_LENGTH], new,
+                                     confirmation)
+    except AccountError as error:
+        db.rollback()
+        if error.field == "current_password":
+            signin_limits.note_failure(db, user.username, address, via="password")
+            db.commit()
+        return _account_page(errors={error.field: error.message}, status=400)
+    record(db, user, "change_password", "user", user.id, {})
+    db.commit()
+    session[GENERATION] = generation
+    flash("密码已修改；此账号在其他设备上的登录已全部退出")
+    return redirect(url_for("auth.account"))
 
 
 def _create(username: str, password: str, role: str, name: str, organisation: str | None) -> None:
@@ -255,7 +342,7 @@ def create_user_command(username: str, password: str, role: str, organisation: s
 
 def init_app(app: Flask) -> None:
     login_manager.init_app(app)
-    app.before_request(_expire_session)
+    app.before_request(_check_session)
     app.cli.add_command(create_admin_command)
     app.cli.add_command(create_user_command)
 

@@ -1,4 +1,5 @@
-"""CSRF protection on every form and security headers on every response."""
+"""CSRF protection on every form, and security headers on every response: `no-store` on
+every one that is not a static file."""
 
 from __future__ import annotations
 
@@ -17,11 +18,27 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
+# The headers of every answer of the site. Exported so that answers made outside Flask (the
+# server's own error pages) carry the same ones. No page may be kept by a browser or a proxy:
+# they show API tokens, contacts and private marks, and one signed out is still in the cache.
+SECURITY_HEADERS: dict[str, str] = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+# Static files are the same for everyone and keep Flask's caching (revalidated by ETag).
+CACHEABLE_ENDPOINTS = frozenset({"static"})
+
+
 def _headers(response: Response) -> Response:
-    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
+    for name, value in SECURITY_HEADERS.items():
+        if name != "Cache-Control":
+            response.headers.setdefault(name, value)
+        elif request.endpoint not in CACHEABLE_ENDPOINTS:
+            # Set, not defaulted: a view's own weaker caching must not let a page be stored.
+            response.headers[name] = value
     return response
 
 
