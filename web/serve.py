@@ -14,8 +14,8 @@ advice for production: README.
 
 Waitress answers some requests itself, before the app sees them (a malformed request line,
 headers too large, a body over the limit, an app that fails mid-response). Those answers carry
-the headers the app sets on every response (web.security), read from the app itself at start-up
-so that they never drift from it, and `Cache-Control: no-store`.
+the headers the app sets on every response: `web.security.SECURITY_HEADERS` (CSP,
+X-Frame-Options, ..., `Cache-Control: no-store`), the very dict the app's own hook applies.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from waitress.server import BaseWSGIServer, create_server
 from waitress.task import ErrorTask
 
 from settings import Settings
+from web.security import SECURITY_HEADERS
 
 # Idle and slow clients cost a socket each: allow many. Waitress's default (100) is what a
 # hundred idle connections would exhaust, and past the limit it stops accepting altogether.
@@ -45,21 +46,6 @@ MAX_HEADER_BYTES = 32 * 1024
 # upload a little over the cap gets the app's own page (413, in Chinese, naming the limit);
 # only a body far beyond it is refused by waitress before it is read.
 BODY_SLACK_BYTES = 256 * 1024
-# Headers of the app's response that belong to that response, not to every response.
-_PER_RESPONSE = {"content-type", "content-length", "set-cookie", "vary", "cache-control"}
-
-
-def security_headers(app: Flask) -> list[tuple[str, str]]:
-    """The headers the app adds to every response (CSP, X-Frame-Options, ...), as the app's
-    own after-request handlers set them on an empty response, plus `Cache-Control: no-store`:
-    an error page of the server is never to be stored."""
-    with app.test_request_context("/"):
-        response = app.process_response(app.response_class())
-    headers = [(name, value) for name, value in response.headers.items()
-               if name.lower() not in _PER_RESPONSE]
-    return [*headers, ("Cache-Control", "no-store")]
-
-
 def channel_class(headers: Sequence[tuple[str, str]]) -> type[HTTPChannel]:
     """Waitress's channel whose own error answers carry `headers`."""
     extra = list(headers)
@@ -109,7 +95,7 @@ def create(app: Flask, *, host: str, port: int, threads: int) -> Any:
     sockets: dict[int, Any] = {}
     server = create_server(app, map=sockets,
                            **adjustments(settings, host=host, port=port, threads=threads))
-    channel = channel_class(security_headers(app))
+    channel = channel_class(list(SECURITY_HEADERS.items()))
     # One listening server per address `host` resolves to; none accepts before `.run()`.
     listeners = [s for s in sockets.values() if isinstance(s, BaseWSGIServer)]
     if not listeners:

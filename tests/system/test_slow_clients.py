@@ -37,10 +37,10 @@ from web.serve import MAX_HEADER_BYTES
 ANSWER_WITHIN_S = 1.0
 IDLE_CONNECTIONS = 100
 TRICKLING = 20
-# What the app sets on every response (web.security); the values are read from the app's
-# own answer to GET /login on the same server, never copied here.
+# What the app sets on every page (web.security); the values are read from the app's own
+# answer to GET /login on the same server, never copied here.
 SECURITY_HEADERS = ("Content-Security-Policy", "X-Frame-Options", "X-Content-Type-Options",
-                    "Referrer-Policy")
+                    "Referrer-Policy", "Cache-Control")
 # Each stops short of a complete request.
 PARTIAL_REQUESTS = (
     b"GET /lo",
