@@ -148,7 +148,8 @@ def change_password(session: Session, user: User, current: str, new: str,
                     confirmation: str) -> int:
     """Check `current`, set `new` and end every session of `user` (the caller commits and
     re-stamps the session it keeps). Raises AccountError naming the field; returns the new
-    session generation."""
+    session generation. The API token goes too: whoever held a stolen cookie could have
+    issued themselves one, and a password change is how the owner takes the account back."""
     if not check_password_hash(user.password_hash, current):
         raise AccountError("current_password", "当前密码不正确")
     problem = password_problem(new, user.username)
@@ -159,12 +160,14 @@ def change_password(session: Session, user: User, current: str, new: str,
     if check_password_hash(user.password_hash, new):
         raise AccountError("new_password", "新密码不能与当前密码相同")
     user.password_hash = hash_password(new)
+    user.api_token_hash = None
     return end_sessions(session, user)
 
 
 def set_active(session: Session, user: User, active: bool) -> None:
     """Enable or disable `user` (the caller commits). Disabling ends every session, so that
-    enabling the account again does not bring the old cookies back."""
+    enabling the account again does not bring the old cookies, or the old API token, back."""
     if user.is_active and not active:
         end_sessions(session, user)
+        user.api_token_hash = None
     user.is_active = active

@@ -83,11 +83,17 @@ def test_a_password_change_ends_the_other_sessions_and_keeps_this_one(site: Site
     firm = site.client("firm_a")
     other_device = site.client("firm_a")
     copy = stolen(firm)
+    # A thief with the cookie could have issued an API token; the change must revoke it too.
+    token = firm.post(f"{API}/token", json={"username": "firm_a",
+                                           "password": PASSWORD}).get_json()["token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert site.app.test_client().get(f"{API}/needs/{need_id}", headers=bearer).status_code == 200
     changed = change_password(firm)
     assert changed.status_code == 302, changed.get_data(as_text=True)
     assert_signed_in(firm, need_id)  # this session is re-stamped
     assert_signed_out(other_device, need_id)
     assert_signed_out(replay(site, copy), need_id)  # a copy from before the change is dead
+    assert site.app.test_client().get(f"{API}/needs/{need_id}", headers=bearer).status_code == 401
     anonymous = site.app.test_client()
     assert anonymous.post("/login", data={"username": "firm_a",
                                           "password": PASSWORD}).status_code == 401
@@ -144,7 +150,9 @@ def test_disabling_an_account_ends_its_sessions_for_good(site: Site) -> None:
     anonymous = site.app.test_client()
     assert anonymous.get(f"{API}/needs/{need_id}", headers=bearer).status_code == 401
     assert admin.post(f"/admin/users/{user_id}/active", data={"active": "1"}).status_code == 302
-    # Enabled again: the sessions from before the disable stay ended; a new sign-in works.
+    # Enabled again: the sessions and the token from before the disable stay ended; a new
+    # sign-in works.
+    assert anonymous.get(f"{API}/needs/{need_id}", headers=bearer).status_code == 401
     assert_signed_out(replay(site, copy), need_id)
     assert_signed_out(firm, need_id)
     assert_signed_in(site.client("firm_a"), need_id)
