@@ -23,6 +23,7 @@ import argparse
 import io
 import json
 import multiprocessing
+import queue as queue_module
 import re
 import sys
 import tempfile
@@ -108,7 +109,15 @@ def main() -> int:
         queue = context.Queue()
         child = context.Process(target=_run_case, args=(case, args.api, queue))
         child.start()
-        results.append(queue.get())
+        while True:
+            try:
+                results.append(queue.get(timeout=2))
+                break
+            except queue_module.Empty:
+                if not child.is_alive():
+                    print(f"{case}: the child process failed (exit {child.exitcode})",
+                          file=sys.stderr)
+                    return 1
         child.join()
     base = results[0]
     print(f"{'case':<10} {'file':>8} {'status':>6} {'time':>8} {'× normal':>9} "

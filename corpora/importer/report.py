@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -52,10 +53,19 @@ _REASON_DETAILS = (
 def reason_of(error: RowError) -> str:
     """The kind of problem an error is, without the details that vary from row to row:
     "摘要：必填，不能为空", "成果类型：不是允许的取值；可选：…"."""
-    message = error.message
+    return _reason(error.label, error.message)
+
+
+def reasons_of(errors: list[RowError]) -> tuple[str, ...]:
+    """A bad row's reasons, each once: a row with two problems of one kind counts once."""
+    return tuple(dict.fromkeys(_reason(error.label, error.message) for error in errors))
+
+
+@lru_cache(maxsize=4096)
+def _reason(label: str, message: str) -> str:
     for pattern, replacement in _REASON_DETAILS:
         message = pattern.sub(replacement, message)
-    return f"{error.label}：{message.strip()}"
+    return f"{label}：{message.strip()}"
 
 
 @dataclass
@@ -109,15 +119,16 @@ class ImportReport:
         """Whether the next rejected row is kept in full (else it is only counted)."""
         return self.keeps_all_rejected or len(self.rejected) < REJECTED_SHOWN_MAX
 
-    def reject(self, row: RejectedRow | None, errors: list[RowError]) -> None:
-        """Count a bad row by its reasons, and keep it in full if given (see wants_rejected);
-        a row with two problems of one kind counts once under that reason."""
+    def reject(self, row: RejectedRow | None, errors: list[RowError] | tuple[str, ...]
+               ) -> None:
+        """Count a bad row by its reasons (its errors, or `reasons_of` them), and keep it in
+        full if given (see wants_rejected)."""
         self.rejected_total += 1
-        for reason in dict.fromkeys(reason_of(error) for error in errors):
-            if reason not in self.rejected_by_reason and \
-                    len(self.rejected_by_reason) >= REASONS_MAX:
+        counts = self.rejected_by_reason
+        for reason in errors if isinstance(errors, tuple) else reasons_of(errors):
+            if reason not in counts and len(counts) >= REASONS_MAX:
                 reason = REASON_OTHER
-            self.rejected_by_reason[reason] += 1
+            counts[reason] += 1
         if row is not None:
             self.rejected.append(row)
 
@@ -130,7 +141,7 @@ class ImportReport:
         """The rows not kept in full, counted by reason, most frequent first."""
         hidden = Counter(self.rejected_by_reason)
         for row in self.rejected:
-            for reason in dict.fromkeys(reason_of(error) for error in row.errors):
+            for reason in reasons_of(row.errors):
                 if reason in hidden:
                     hidden[reason] -= 1
                 elif REASON_OTHER in hidden:

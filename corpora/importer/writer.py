@@ -17,9 +17,15 @@ from sqlalchemy.orm import Session
 from tqdm import tqdm
 
 from corpora.db import in_chunks
-from corpora.importer.readers import SourceTable
+from corpora.importer.readers import SourceRow, SourceTable
 from corpora.importer.rejects import rejected_original
-from corpora.importer.report import ImportFileError, ImportReport, RejectedRow, RowsRejected
+from corpora.importer.report import (
+    ImportFileError,
+    ImportReport,
+    RejectedRow,
+    RowsRejected,
+    reasons_of,
+)
 from corpora.importer.rows import PreparedRow, checked_default_organisation, prepare_row
 from corpora.models import Need, Organisation, Result, join_list
 from corpora.schema import RowError, SideSchema, schema_for
@@ -157,6 +163,24 @@ class _Writer:
         return "updated", record
 
 
+# Distinct bad rows remembered while counting (see import_table): a bounded dict.
+_MEMO_MAX = 10_000
+
+
+def _memo_key(source_row: SourceRow) -> Any:
+    """What a row's check depends on besides the file-wide settings: its raw values and the
+    reader's problems; None when a value cannot be a key (a JSON list) or the row has
+    reader problems (they carry the row's line number, so no two are equal anyway)."""
+    if source_row.problems or source_row.raw_text is not None:
+        return None
+    key = tuple(source_row.fields.items())
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
 def _progress(
     iterable: Iterable[Any], total: int | None, description: str, progress: bool | None
 ):
@@ -203,9 +227,20 @@ def import_table(
     first_line_of_key: dict[tuple[str, ...], int] = {}
     rows = table.rows
     total = len(rows) if isinstance(rows, Sized) else None
+    # Once a file is rejected and its first rows are kept, further bad rows are only counted;
+    # equal rows (600,000 times "标题," in one upload) are then checked once.
+    known_bad: dict[Any, tuple[str, ...]] = {}
     for source_row in _progress(rows, total, "校验", progress):
         report.total_rows += 1
+        memo_key = None
+        if report.rejected_total and not keep_valid and not report.wants_rejected():
+            memo_key = _memo_key(source_row)
+            if memo_key is not None and memo_key in known_bad:
+                report.reject(None, known_bad[memo_key])
+                continue
         row, errors = prepare_row(schema, source_row, organisation, lock_organisation)
+        if row is None and memo_key is not None and len(known_bad) < _MEMO_MAX:
+            known_bad[memo_key] = reasons_of(errors)
         if row is not None and row.key in first_line_of_key:
             field_name = "external_id" if row.key[1] == "编号" else "title"
             spec = schema.by_name(field_name)

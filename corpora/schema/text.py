@@ -12,6 +12,10 @@ _ALLOWED_CONTROLS = frozenset("\t\n\r")
 
 def encoding_problem(text: str) -> str | None:
     """A Chinese explanation if `text` is not clean Unicode text, else None."""
+    if text.isprintable() and "\ufffd" not in text:
+        # Every character refused below is unprintable (controls, surrogates, bidi format
+        # characters, non-characters) but U+FFFD: one C-speed pass for the common case.
+        return None
     for char in text:
         code = ord(char)
         if char == "\ufffd":
