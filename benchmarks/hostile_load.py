@@ -1,7 +1,7 @@
 """benchmarks/load.py's load beside hostile traffic: slow clients and hostile uploads.
 
     .venv/bin/python benchmarks/hostile_load.py [--users 50] [--think 5] [--duration 30]
-        [--warmup 20] [--limit 1000] [--slow 100] [--seed 60]
+        [--warmup 20] [--limit 1000] [--slow 100] [--upload-rounds 1] [--seed 60]
 
 Builds its own small demo site in a temporary MATCHER_HOME (`flask setup-demo --limit N`, the
 fake encoder: what is measured is serving, not encoding) and serves it the way run.sh does
@@ -12,7 +12,8 @@ fake encoder: what is measured is serving, not encoding) and serves it the way r
    held open (a partial request line, headers without the blank line, a body shorter than its
    Content-Length; each sends one more byte every 10 s, and any the server closes is opened
    again, as an attacker would) and (b) one office account posts hostile files to the upload
-   page, one after the other, for the whole run: an XLSX that declares
+   page, one after the other, once each when the counted period starts (`--upload-rounds N`:
+   N times each; 0: back to back until the end): an XLSX that declares
    `<dimension ref="A1:XFD60000"/>` with a header and one row at row 60,000 (1.6 KB), a CSV of
    600,000 rows with empty abstracts (1.8 MB), and a CSV with a quote left open.
 
@@ -351,11 +352,12 @@ class Upload:
 
 
 class Uploader(threading.Thread):
-    """Signs in as an office account and posts the hostile files in turn until stopped."""
+    """Signs in as an office account and, once the warm-up is over (`after` seconds), posts
+    the hostile files in turn: `rounds` times each, or until stopped when `rounds` is 0."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, after: float, rounds: int) -> None:
         super().__init__(name="uploader", daemon=True)
-        self.url = url
+        self.url, self.after, self.rounds = url, after, rounds
         self.stop = threading.Event()
         self.files = [(name, make()) for name, make in HOSTILE_FILES]
         self.done: list[Upload] = []
@@ -374,7 +376,9 @@ class Uploader(threading.Thread):
             if status != 302:
                 raise RuntimeError(f"sign-in as {UPLOADER}: HTTP {status}")
             n = 0
-            while not self.stop.is_set():
+            self.stop.wait(self.after)
+            while not self.stop.is_set() and (not self.rounds
+                                              or n < self.rounds * len(self.files)):
                 name, content = self.files[n % len(self.files)]
                 n += 1
                 self.done.append(self.post(client, name, content))
@@ -449,14 +453,15 @@ def load_run(label: str, home: Path, log: Path, args: argparse.Namespace, hostil
             slow = SlowClients(port, args.slow)
             slow.open_all()
             slow.start()
-            uploader = Uploader(url)
+            uploader = Uploader(url, after=args.warmup, rounds=args.upload_rounds)
             uploader.start()
         probe = Probe(port, after=args.warmup)  # the counted period, as the load's figures
         probe.start()
         print(f"\n== {label}: {args.users} users, think {args.think:g} s, "
               f"{args.duration:.0f} s counted after {args.warmup:.0f} s"
-              + (f"; {args.slow} slow connections held, hostile uploads posted" if hostile
-                 else ""))
+              + (f"; {args.slow} slow connections held, hostile uploads posted "
+                 + (f"{args.upload_rounds}x each" if args.upload_rounds else "back to back")
+                 if hostile else ""))
         stats, seconds, failures = run_load(world, users=args.users, duration=args.duration,
                                             warmup=args.warmup, think=args.think,
                                             seed=args.seed, mix=MIXES["full"])
@@ -515,6 +520,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--slow", type=int, default=100, help="slow connections held")
     parser.add_argument("--probe-seconds", type=float, default=10.0,
                         help="how long the probe runs against each server on its own")
+    parser.add_argument("--upload-rounds", type=int, default=1,
+                        help="times each hostile file is posted (0: back to back until the end)")
     parser.add_argument("--seed", type=int, default=60)
     args = parser.parse_args(argv)
     started = time.perf_counter()
