@@ -76,8 +76,11 @@ def mutate_xlsx(data: bytes, max_size: int, seed: int, mutate_bytes: MutateBytes
         del parts[index]
     elif action < 0.94:
         # A second copy under a sibling name: another sheet, a second workbook part...
-        parts.insert(index + 1, (name.replace("1", "2") if "1" in name else name + "2",
-                                 content))
+        names = {part for part, _ in parts}
+        copy = name.replace("1", "2") if "1" in name else name + "2"
+        while copy in names:  # zipfile warns of (and openpyxl reads one of) duplicate names
+            copy += "2"
+        parts.insert(index + 1, (copy, content))
     else:
         compression = zipfile.ZIP_STORED
     mutated = pack(parts, compression)
