@@ -12,6 +12,7 @@ The cases, each beside the normal file as the baseline:
 - normal: 100 good rows (imported);
 - empty600k: 600,000 rows whose abstract is empty (1.8 MB; rejected);
 - bad5mb: the 5 MB upload cap filled with the shortest bad row there is (`a`, no abstract);
+- distinct5mb: the 5 MB cap filled with short bad rows that all differ (`1`, `2`, ...);
 - valid5mb: the 5 MB cap filled with distinct, short, good rows (refused: too many rows);
 - quote5mb: one unclosed quote at the top of 5 MB of good rows (rejected at its line).
 `--api` sends the same files to `POST /api/v1/results/import` instead.
@@ -60,6 +61,7 @@ CASES = {
     "normal": _normal,
     "empty600k": lambda: (HEADER + "a,\n" * 600_000).encode(),
     "bad5mb": lambda: _fill("a\n"),
+    "distinct5mb": lambda: _fill(None, lambda n: f"{n}\n"),
     "valid5mb": lambda: _fill(None, lambda n: f"{n},{n}\n"),
     "quote5mb": lambda: (HEADER + '甲成果,"第一行摘要，引号没有闭合\n').encode()
     + _fill(None, lambda n: f"{n},{n}\n")[len(HEADER.encode()):],

@@ -12,6 +12,7 @@ import codecs
 import csv
 import io
 import json
+import operator
 import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -171,28 +172,41 @@ def _tabular_rows(
     any_rows = False
     width = len(names)
     mapped = sorted(mapping.items())
+    field_names = [name for _index, name in mapped]
+    pick = operator.itemgetter(*(index for index, _name in mapped))  # one field at least
+    if len(mapped) == 1:
+        single = pick
+        pick = lambda cells: (single(cells),)  # noqa: E731 - itemgetter of one gives no tuple
     headless = [index for index, column in enumerate(header) if not column]
+    padding = [None] * width
+    previous: tuple[list[Any], SourceRow] | None = None
     for line, cells in iterator:
-        if isinstance(cells, ProblemRow):
-            any_rows = True
-            yield SourceRow(line, {}, {}, [cells.problem], raw_text=cells.raw_text)
-            continue
         if type(cells) is list and len(cells) <= width:
             # A CSV row (text cells, no wider than the header): the common case, built with
             # as little Python per cell as can be, since a 5 MB upload may hold 2.6 million.
+            if previous is not None and cells == previous[0]:
+                # The same cells as the row before: the same (read-only) values, so that a
+                # checker may recognise them by identity.
+                yield SourceRow(line, previous[1].original, previous[1].fields)
+                continue
             if not "".join(cells).strip():
                 continue
-            count = len(cells)
-            original = dict(zip(names, cells, strict=False))  # a row may be short
-            values = {name: cells[index] if index < count else None for index, name in mapped}
-            for index, _name in mapped:
-                if index >= count:
-                    original[names[index]] = None  # a short row: trailing cells left off
+            raw = cells
+            if len(cells) < width:
+                # A short row: trailing cells left off are blank.
+                cells = cells + padding[len(cells):]
             for index in headless:
-                if index < count and cells[index].strip():
+                if not is_blank(cells[index]):
                     headless_with_data.add(names[index])
             any_rows = True
-            yield SourceRow(line, original, values)
+            row = SourceRow(line, dict(zip(names, cells, strict=True)),
+                            dict(zip(field_names, pick(cells), strict=True)))
+            previous = (raw, row)
+            yield row
+            continue
+        if isinstance(cells, ProblemRow):
+            any_rows = True
+            yield SourceRow(line, {}, {}, [cells.problem], raw_text=cells.raw_text)
             continue
         if all(is_blank(cell) for cell in (
                 cells.values() if isinstance(cells, Mapping) else cells)):

@@ -230,13 +230,19 @@ def import_table(
     # Once a file is rejected and its first rows are kept, further bad rows are only counted;
     # equal rows (600,000 times "标题," in one upload) are then checked once.
     known_bad: dict[Any, tuple[str, ...]] = {}
+    last_bad: tuple[dict[str, Any], tuple[str, ...]] | None = None  # the reader reuses values
+    counting = False
     for source_row in _progress(rows, total, "校验", progress):
         report.total_rows += 1
         memo_key = None
-        if report.rejected_total and not keep_valid and not report.wants_rejected():
+        if counting:
+            if last_bad is not None and source_row.fields is last_bad[0]:
+                report.reject(None, last_bad[1])
+                continue
             memo_key = _memo_key(source_row)
             if memo_key is not None and memo_key in known_bad:
-                report.reject(None, known_bad[memo_key])
+                last_bad = (source_row.fields, known_bad[memo_key])
+                report.reject(None, last_bad[1])
                 continue
         row, errors = prepare_row(schema, source_row, organisation, lock_organisation)
         if row is None and memo_key is not None and len(known_bad) < _MEMO_MAX:
@@ -253,6 +259,7 @@ def import_table(
             if report.wants_rejected():
                 kept = RejectedRow(source_row.line, rejected_original(source_row), errors)
             report.reject(kept, errors)
+            counting = not keep_valid and not report.wants_rejected()
             continue
         good += 1
         if max_rows is not None and good > max_rows:
