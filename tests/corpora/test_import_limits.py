@@ -9,6 +9,7 @@ What the tests prove:
   row by reason, in memory that does not grow with the file; a keep_valid import still
   writes every rejected row to its rejects file; `max_rows` refuses a file with more good
   rows as soon as it has them;
+- the files under tests/data/hostile/ are refused, or read, as each of these says;
 - a CSV quote left open (to the end of the file, or closed further on and followed by text,
   or swallowing lines that are whole rows by themselves) is a bad row at the line it opens
   on, and nothing is imported; a quoted abstract that really spans lines, commas and all,
@@ -324,3 +325,37 @@ def test_a_quoted_abstract_that_spans_lines_imports(sqlite_engine: Engine, tmp_p
     assert report.created == 2
     with session_scope(sqlite_engine) as session:
         assert session.scalar(select(Result.abstract).where(Result.title == "甲成果")) == abstract
+
+
+# --- the committed hostile files (seeds for the fuzz run, files for load tests) --------------
+
+
+HOSTILE_DIR = Path(__file__).resolve().parent.parent / "data" / "hostile"
+HOSTILE_FILES = {
+    "declared-dimension.xlsx": (None, ""),  # read by its cells: one result
+    "row-beyond-excel.xlsx": (ImportFileError, "1,048,576 行"),
+    "column-beyond-excel.xlsx": (ImportFileError, "16,384 列"),
+    "unclosed-quote.csv": (RowsRejected, "引号没有闭合"),
+    "unclosed-quote-closed-later.csv": (RowsRejected, "引号没有闭合"),
+    "unclosed-quote-swallowing-rows.csv": (RowsRejected, "引号可能没有闭合"),
+}
+
+
+def test_every_hostile_file_is_listed() -> None:
+    assert sorted(path.name for path in HOSTILE_DIR.iterdir()) == sorted(HOSTILE_FILES)
+
+
+@pytest.mark.parametrize("name", HOSTILE_FILES)
+def test_committed_hostile_files(sqlite_engine: Engine, tmp_path: Path, name: str,
+                                 cells_read: list[int]) -> None:
+    error, fragment = HOSTILE_FILES[name]
+    path = tmp_path / name
+    path.write_bytes((HOSTILE_DIR / name).read_bytes())
+    with session_scope(sqlite_engine) as session:
+        if error is None:
+            assert import_file(session, path, "result").created == 1
+            return
+        with pytest.raises(error) as caught:
+            import_file(session, path, "result", organisation="示例理工大学")
+    assert fragment in str(caught.value)
+    assert _results(sqlite_engine) == 0
