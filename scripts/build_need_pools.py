@@ -198,6 +198,11 @@ def read_sheet_grades(judging_dir: Path) -> dict[tuple[str, str], tuple[str, str
     return grades
 
 
+def natural_key(doc_id: str) -> list[int | str]:
+    """csl-dev-18 before csl-dev-190: ids sort by their numbers, as a reader expects."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", doc_id)]
+
+
 def snippet(text: str) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= SNIPPET_CHARS else flat[:SNIPPET_CHARS] + "…"
@@ -259,7 +264,8 @@ def cmd_pools(args: argparse.Namespace) -> int:
                     print(f"error: {ranker} ranks unknown document {doc}", file=sys.stderr)
                     return 2
                 ranks.setdefault(doc, {})[ranker] = rank
-        pools[query["id"]] = [{"docid": doc, "rankers": ranks[doc]} for doc in sorted(ranks)]
+        pools[query["id"]] = [{"docid": doc, "rankers": ranks[doc]}
+                              for doc in sorted(ranks, key=natural_key)]
     write_jsonl(args.set_dir / "pools.jsonl",
                 ({"qid": q["id"], "candidates": pools[q["id"]]} for q in queries))
     judging_dir = args.set_dir / "judging"
