@@ -8,12 +8,15 @@ database as it was. The reference for users is docs/api.md.
 Robustness is part of the contract: whatever a client sends (random Unicode, wrong JSON types,
 missing or unknown fields, huge numbers, a broken body), the answer is a success or a 4xx with
 a message and, where a field is to blame, the field's name; never a 500. That is why the
-values are type-checked (`web.api.input`) before `service.records` sees them: the importer's
-validator was written for spreadsheet cells and accepts, or crashes on, some values an API
-must refuse.
+values are type-checked (`web.api.contract`, with `web.api.params`' models) before
+`service.records` sees them: the importer's validator was written for spreadsheet cells and
+accepts, or crashes on, some values an API must refuse.
 
 The blueprint is made here and each module adds its routes to it: `auth` (who is asking, and
-the token endpoint), `items` (needs and results), `search`, `shortlists`.
+the token endpoint), `items` (needs and results), `search`, `shortlists`; each through
+`web.api.contract.operation`, which records what the route accepts and answers (the models of
+`web.api.params` and `web.api.answers`) for `openapi` (/api/v1/openapi.json) and
+`docs_page` (/api/v1/docs); `imports` registers its own route, described in `described`.
 """
 
 from __future__ import annotations
@@ -49,7 +52,18 @@ def _no_store(response: Response) -> Response:
 
 
 # The route modules need `bp` above, so they are imported after it (the blueprint-package
-# pattern); importing them is what registers their routes.
-from web.api import auth, imports, items, search, shortlists  # noqa: E402
+# pattern); importing them is what registers their routes. `openapi` assembles its document
+# from the registered operations on first use, so the order here does not matter.
+from web.api import (  # noqa: E402
+    auth,
+    described,
+    docs_page,
+    imports,
+    items,
+    openapi,
+    search,
+    shortlists,
+)
 
-__all__ = ["auth", "bp", "imports", "items", "search", "shortlists"]
+__all__ = ["auth", "bp", "described", "docs_page", "imports", "items", "openapi", "search",
+           "shortlists"]

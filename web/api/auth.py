@@ -17,9 +17,11 @@ from corpora.schema import encoding_problem
 from service import signin_limits
 from service.accounts import authenticate, issue_api_token, user_for_token
 from service.audit import record
-from web.api import bp
-from web.api.input import fail, json_body, type_name
+from web.api import answers, bp
+from web.api.contract import checked_body, operation
+from web.api.input import fail
 from web.api.json import organisation_json
+from web.api.params import TokenBody
 from web.api.replies import commit, ok
 from web.auth import SiteUser
 from web.database import get_db
@@ -28,11 +30,11 @@ from web.security import csrf
 from web.settings import settings_of
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-PUBLIC_ENDPOINTS = frozenset({"api.issue_token"})
+# The token endpoint, and the API's description and docs page (nothing in them is private).
+PUBLIC_ENDPOINTS = frozenset({"api.issue_token", "api.openapi", "api.docs"})
 TOKEN_MAX = 200
 USERNAME_MAX = 50
 PASSWORD_MAX = 1024
-TOKEN_FIELDS = ("username", "password")
 
 
 @bp.before_request
@@ -75,18 +77,13 @@ def usable_credential(value: str, limit: int) -> bool:
     return 0 < len(value) <= limit and encoding_problem(value) is None
 
 
-@bp.post("/token")
+@operation("POST", "/token", tag="认证", summary="用户名和密码换 API 令牌",
+           answer=answers.TokenOut, body=TokenBody, public=True, errors=(401, 409, 413, 429),
+           description="不需要已登录。每个账号同时只有一个令牌：新令牌使旧令牌立即失效。"
+           "与登录页共用失败次数限制，超过时 429（响应头 Retry-After 为多少秒后可再试）。")
 def issue_token() -> Any:
     """A new API token for a username and password (the old token stops working)."""
-    body = json_body()
-    errors = {name: "未知字段" for name in body if name not in TOKEN_FIELDS}
-    for name in TOKEN_FIELDS:
-        if body.get(name) is None:
-            errors[name] = "缺少此项，必填"
-        elif not isinstance(body[name], str):
-            errors[name] = f"类型错误：应为文本，实际为{type_name(body[name])}"
-    if errors:
-        fail(400, "请求字段有误", errors)
+    body = checked_body("请求字段有误")
     username, password = body["username"], body["password"]
     db = get_db()
     # The sign-in page's limits, counted together with its failures.

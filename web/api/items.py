@@ -16,15 +16,12 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import selectinload
 
 from corpora.models import (
-    ID_MAX,
     NEED_STATUSES,
     RESULT_STATUSES,
     MatchFeedback,
     Need,
     Result,
-    as_id,
 )
-from corpora.schema import encoding_problem
 from matcher.types import Side
 from service.records import (
     FieldErrors,
@@ -37,32 +34,26 @@ from service.records import (
     update_result,
 )
 from web import permissions
-from web.api import bp
+from web.api import answers
 from web.api.auth import actor, viewer
-from web.api.input import (
-    DATE_ARGS,
-    K_DEFAULT,
-    K_MAX,
-    bool_arg,
-    check_args,
-    choice_args,
-    fail,
-    filters_for,
-    int_arg,
-    json_body,
-    merge,
-    page_args,
-    path_id,
-    status_args,
-    type_problems,
-)
+from web.api.contract import checked_body, operation, read_body, read_query
+from web.api.input import fail, filters_of, merge, path_id
 from web.api.json import need_json, organisation_json, page_json, result_json, when
+from web.api.params import (
+    CHANGE_BODY,
+    LIST_CHOICES,
+    LIST_QUERY,
+    MATCHES_QUERY,
+    NEW_BODY,
+    FeedbackBody,
+)
 from web.api.replies import commit, ok
 from web.database import get_db
 from web.matching import service
-from web.matchview import FILTER_PARAMS, match_rows
+from web.matchview import match_rows
 
-FEEDBACK_FIELDS = ("result_id", "relevant", "reason")
+WRITE_ERRORS = (403, 409, 413)  # not allowed; lost a race; body over the size cap
+LOCATION = {"Location": "新记录的地址（GET 它即得到本响应的内容）"}
 
 
 def load_need(raw_id: str) -> Need:
@@ -86,7 +77,6 @@ class _Side:
     side: Side
     model: type[Need] | type[Result]
     statuses: tuple[str, ...]
-    choices: tuple[str, ...]  # list filters on columns of the same name
     to_json: Callable[[Any, Any], dict[str, Any]]
     create: Callable[..., Any]
     update: Callable[..., Any]
@@ -103,14 +93,14 @@ class _Side:
 
 
 NEEDS = _Side(
-    "need", Need, NEED_STATUSES, ("industry", "cooperation_mode"), need_json, create_need,
+    "need", Need, NEED_STATUSES, need_json, create_need,
     update_need, set_need_status, permissions.can_post_need, permissions.can_edit_need,
     post_denied="只有绑定企业的账号可以发布需求", edit_denied="只能修改本企业的需求",
     mine_denied="只有企业账号有“我的需求”", not_posted="字段有误，需求未发布",
     not_updated="字段有误，需求未修改", endpoint="api.get_need", id_arg="need_id",
 )
 RESULTS = _Side(
-    "result", Result, RESULT_STATUSES, ("industry", "result_type", "maturity"), result_json,
+    "result", Result, RESULT_STATUSES, result_json,
     create_result, update_result, set_result_status, permissions.can_post_result,
     permissions.can_edit_result,
     post_denied="只有绑定高校或院所的技术转移办公室账号可以登记成果",
@@ -121,24 +111,23 @@ RESULTS = _Side(
 
 
 def _list(kind: _Side) -> Any:
-    check_args({*kind.choices, "status", "organisation_id", "mine", "page", "per_page"})
+    args = read_query()
     user = viewer()
-    page, per_page = page_args()
     model = kind.model
     conditions: list[ColumnElement[bool]] = []
-    for name in kind.choices:
-        if values := choice_args(name, kind.side):
+    for name in LIST_CHOICES[kind.side]:
+        if values := getattr(args, name):
             conditions.append(getattr(model, name).in_(values))
-    if statuses := status_args(kind.statuses):
-        conditions.append(model.status.in_(statuses))
-    organisation_id = int_arg("organisation_id", 0, 1, ID_MAX)
-    if organisation_id:
-        conditions.append(model.organisation_id == organisation_id)
-    if bool_arg("mine"):
+    if args.status:
+        conditions.append(model.status.in_(args.status))
+    if args.organisation_id:
+        conditions.append(model.organisation_id == args.organisation_id)
+    if args.mine:
         if not (kind.can_post(user) or user.role == "admin"):
             fail(403, kind.mine_denied)
         if user.role != "admin":  # as on /needs/mine: an admin's "mine" is every row
             conditions.append(model.organisation_id == user.organisation_id)
+    page, per_page = args.page, args.per_page
     db = get_db()
     total = db.scalar(select(func.count()).select_from(model).where(*conditions)) or 0
     rows = db.scalars(
@@ -152,9 +141,8 @@ def _post(kind: _Side) -> Any:
     user = viewer()
     if not kind.can_post(user):
         fail(403, kind.post_denied)
-    body = json_body()
+    body, errors = read_body()
     db = get_db()
-    errors = type_problems(kind.side, body)
     row = None
     try:
         row = kind.create(db, actor(), {k: v for k, v in body.items() if k not in errors})
@@ -174,17 +162,16 @@ def _patch(kind: _Side, row: Need | Result) -> Any:
     user = viewer()
     if not kind.can_edit(user, row):
         fail(403, kind.edit_denied)
-    body = json_body()
+    body, errors = read_body()
     db = get_db()
     has_status = "status" in body
     status = body.pop("status", None)
-    errors = type_problems(kind.side, body)
     try:
         kind.update(db, actor(), row, {k: v for k, v in body.items() if k not in errors},
                     partial=True)
     except FieldErrors as bad:
         merge(errors, bad.errors)
-    if has_status:
+    if has_status and "status" not in errors:
         try:
             kind.set_status(db, actor(), row, status)
         except FieldErrors as bad:
@@ -199,38 +186,56 @@ def _patch(kind: _Side, row: Need | Result) -> Any:
 # --- needs ----------------------------------------------------------------------------------
 
 
-@bp.get("/needs")
+# Who may do what, as the docs page says it (the rules are web.permissions').
+ANYONE = "任何已登录账号。"
+NEED_POSTERS = "绑定企业的企业账号。"
+NEED_EDITORS = "发布该需求的企业（本企业账号）和管理员。"
+RESULT_POSTERS = "绑定高校或院所的技术转移办公室账号。"
+RESULT_EDITORS = "成果所属单位的技术转移办公室账号和管理员。"
+
+
+@operation("GET", "/needs", tag="需求", summary="需求列表", answer=answers.NeedPage,
+           query=LIST_QUERY["need"], errors=(403,),
+           description=ANYONE + "联系方式只对有权查看者出现。mine=1：企业账号只看本企业的，"
+           "管理员看全部；其他角色 403。")
 def list_needs() -> Any:
     return _list(NEEDS)
 
 
-@bp.get("/needs/<need_id>")
+@operation("GET", "/needs/{need_id}", tag="需求", summary="读取一条需求",
+           answer=answers.NeedOut, errors=(404,), description=ANYONE)
 def get_need(need_id: str) -> Any:
-    check_args(())
+    read_query()
     return ok(need_json(load_need(need_id), viewer()))
 
 
-@bp.post("/needs")
+@operation("POST", "/needs", tag="需求", summary="发布需求", answer=answers.NeedOut,
+           status=201, body=NEW_BODY["need"], errors=WRITE_ERRORS, headers=LOCATION,
+           description=NEED_POSTERS + "字段规则与批量导入相同；任何一个字段有误，整条不保存。")
 def post_need() -> Any:
     return _post(NEEDS)
 
 
-@bp.patch("/needs/<need_id>")
+@operation("PATCH", "/needs/{need_id}", tag="需求", summary="修改需求（只改给出的字段）",
+           answer=answers.NeedOut, body=CHANGE_BODY["need"], errors=(404, *WRITE_ERRORS),
+           description=NEED_EDITORS + "status 可改为 open 或 closed；任何一个字段有误，都不保存。")
 def patch_need(need_id: str) -> Any:
     return _patch(NEEDS, load_need(need_id))
 
 
-@bp.get("/needs/<need_id>/matches")
+@operation("GET", "/needs/{need_id}/matches", tag="匹配", summary="需求的匹配成果",
+           answer=answers.NeedMatches, query=MATCHES_QUERY["result"], errors=(404,),
+           description=ANYONE + "每条带排名解释；发布该需求的企业还能看到自己给的标记。")
 def need_matches(need_id: str) -> Any:
     """The best results for a need, each with why it ranks there; the owner also sees the
     marks it gave, as on the need's page."""
-    check_args({"k", *FILTER_PARAMS["result"], *DATE_ARGS})
+    args = read_query()
     need = load_need(need_id)
     user = viewer()
-    k = int_arg("k", K_DEFAULT, 1, K_MAX)
-    filters = filters_for("result")
+    filters = filters_of(args, "result")
     db = get_db()
-    rows = match_rows(db, "result", service().match_row(need, "result", k=k, filters=filters))
+    rows = match_rows(db, "result",
+                      service().match_row(need, "result", k=args.k, filters=filters))
     items = [row.as_json() for row in rows]
     if permissions.can_edit_need(user, need):
         marks = {f.result_id: f for f in db.scalars(
@@ -238,34 +243,23 @@ def need_matches(need_id: str) -> Any:
         for item in items:
             if (mark := marks.get(item["id"])) is not None:
                 item["mark"] = {"relevant": mark.relevant, "reason": mark.reason}
-    return ok({"need_id": need.id, "k": k, "matches": items})
+    return ok({"need_id": need.id, "k": args.k, "matches": items})
 
 
-@bp.post("/needs/<need_id>/feedback")
+@operation("POST", "/needs/{need_id}/feedback", tag="匹配", summary="标记一条匹配是否相关",
+           answer=answers.MarkOut, body=FeedbackBody, errors=(404, *WRITE_ERRORS),
+           description="发布该需求的企业。同一需求与成果只有一条标记，再次标记即覆盖。")
 def need_feedback(need_id: str) -> Any:
     need = load_need(need_id)
     if not permissions.can_edit_need(viewer(), need):
         fail(403, "只有发布该需求的企业可以标记匹配结果")
-    body = json_body()
-    errors = {name: "未知字段" for name in body if name not in FEEDBACK_FIELDS}
-    for name in ("result_id", "relevant"):
-        if body.get(name) is None:
-            errors[name] = "缺少此项，必填"
-    result_id, reason = as_id(body.get("result_id")), body.get("reason")
-    if result_id is None and body.get("result_id") is not None:
-        errors.setdefault("result_id", f"须为成果编号（1–{ID_MAX} 的整数）")
-    # mark_match stores a reason unchecked: a NUL or a lone surrogate would fail in the database.
-    if isinstance(reason, str) and (problem := encoding_problem(reason)):
-        errors.setdefault("reason", problem)
-        reason = None
+    body = checked_body("标记有误，未保存")
     db = get_db()
-    mark = None
     try:
-        mark = mark_match(db, actor(), need, result_id, body.get("relevant"), reason)
+        mark = mark_match(db, actor(), need, body["result_id"], body["relevant"],
+                          body.get("reason"))
     except FieldErrors as bad:
-        merge(errors, bad.errors)
-    if errors or mark is None:
-        fail(400, "标记有误，未保存", errors)
+        fail(400, "标记有误，未保存", bad.errors)
     commit()
     return ok({"need_id": need.id, "result_id": mark.result_id, "relevant": mark.relevant,
                "reason": mark.reason, "updated_at": when(mark.updated_at)})
@@ -274,43 +268,56 @@ def need_feedback(need_id: str) -> Any:
 # --- results --------------------------------------------------------------------------------
 
 
-@bp.get("/results")
+@operation("GET", "/results", tag="成果", summary="成果列表", answer=answers.ResultPage,
+           query=LIST_QUERY["result"], errors=(403,),
+           description=ANYONE + "mine=1：技术转移办公室账号只看本单位的，管理员看全部；"
+           "其他角色 403。")
 def list_results() -> Any:
     return _list(RESULTS)
 
 
-@bp.get("/results/<result_id>")
+@operation("GET", "/results/{result_id}", tag="成果", summary="读取一条成果",
+           answer=answers.ResultOut, errors=(404,), description=ANYONE)
 def get_result(result_id: str) -> Any:
-    check_args(())
+    read_query()
     return ok(result_json(load_result(result_id), viewer()))
 
 
-@bp.post("/results")
+@operation("POST", "/results", tag="成果", summary="登记成果", answer=answers.ResultOut,
+           status=201, body=NEW_BODY["result"], errors=WRITE_ERRORS, headers=LOCATION,
+           description=RESULT_POSTERS + "字段规则与批量导入相同；任何一个字段有误，整条不保存。")
 def post_result() -> Any:
     return _post(RESULTS)
 
 
-@bp.patch("/results/<result_id>")
+@operation("PATCH", "/results/{result_id}", tag="成果", summary="修改成果（只改给出的字段）",
+           answer=answers.ResultOut, body=CHANGE_BODY["result"], errors=(404, *WRITE_ERRORS),
+           description=RESULT_EDITORS + "status 可改为 active 或 withdrawn；"
+           "任何一个字段有误，都不保存。")
 def patch_result(result_id: str) -> Any:
     return _patch(RESULTS, load_result(result_id))
 
 
-@bp.get("/results/<result_id>/matches")
+@operation("GET", "/results/{result_id}/matches", tag="匹配", summary="成果的匹配需求",
+           answer=answers.ResultMatches, query=MATCHES_QUERY["need"], errors=(404,),
+           description=ANYONE + "只含开放中的需求，每条带排名解释。")
 def result_matches(result_id: str) -> Any:
     """The open needs a result answers best, each with why it ranks there."""
-    check_args({"k", *FILTER_PARAMS["need"], *DATE_ARGS})
+    args = read_query()
     result = load_result(result_id)
-    k = int_arg("k", K_DEFAULT, 1, K_MAX)
-    filters = filters_for("need")
+    filters = filters_of(args, "need")
     rows = match_rows(get_db(), "need",
-                      service().match_row(result, "need", k=k, filters=filters))
-    return ok({"result_id": result.id, "k": k, "matches": [row.as_json() for row in rows]})
+                      service().match_row(result, "need", k=args.k, filters=filters))
+    return ok({"result_id": result.id, "k": args.k,
+               "matches": [row.as_json() for row in rows]})
 
 
-@bp.get("/results/<result_id>/interest")
+@operation("GET", "/results/{result_id}/interest", tag="匹配", summary="企业对成果的意向",
+           answer=answers.ResultInterest, errors=(403, 404),
+           description="成果所属单位的技术转移办公室账号、科委/G60 官员和管理员。")
 def result_interest(result_id: str) -> Any:
     """Which firms marked this result, and how: for its own office, officers and admins."""
-    check_args(())
+    read_query()
     result = load_result(result_id)
     user = viewer()
     if not permissions.can_see_interest(user, result):

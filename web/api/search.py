@@ -4,40 +4,33 @@ from __future__ import annotations
 
 from typing import Any
 
-from corpora.schema import encoding_problem
-from web.api import bp
-from web.api.input import (
-    DATE_ARGS,
-    K_DEFAULT,
-    K_MAX,
-    check_args,
-    fail,
-    filters_for,
-    int_arg,
-    one_arg,
-)
+from flask import request
+
+from web.api import answers
+from web.api.contract import operation, read_query
+from web.api.input import fail, filters_of
+from web.api.params import SearchQuery
 from web.api.replies import ok
 from web.database import get_db
 from web.matching import service
 from web.matchview import FILTER_PARAMS, match_rows
 
-QUERY_MAX = 2000
+ONE_SIDE_ONLY = set(FILTER_PARAMS["need"]) ^ set(FILTER_PARAMS["result"])
 
 
-@bp.get("/search")
+@operation("GET", "/search", tag="检索", summary="检索需求或成果", answer=answers.SearchHits,
+           query=SearchQuery,
+           description="任何已登录账号。side=result（默认）检索成果，side=need 检索开放中的需求；"
+           "筛选参数因 side 而异（见各参数说明）。")
 def search() -> Any:
-    side = one_arg("side") or "result"
-    if side not in ("need", "result"):
-        fail(400, "查询参数有误", {"side": "须为 need 或 result"})
-    check_args({"q", "side", "k", *FILTER_PARAMS[side], *DATE_ARGS})
-    q = one_arg("q")
-    if q is None:
-        fail(400, "查询参数有误", {"q": "缺少检索词"})
-    if len(q) > QUERY_MAX:
-        fail(400, "查询参数有误", {"q": f"检索词不超过 {QUERY_MAX} 字"})
-    if problem := encoding_problem(q):
-        fail(400, "查询参数有误", {"q": problem})
-    k = int_arg("k", K_DEFAULT, 1, K_MAX)
-    filters = filters_for(side)
-    rows = match_rows(get_db(), side, service().search(q, side, k=k, filters=filters))
-    return ok({"q": q, "side": side, "k": k, "matches": [row.as_json() for row in rows]})
+    args = read_query()
+    # One model describes both sides' filters; a filter of the other side only is refused.
+    other = {name: "未知参数" for name in request.args
+             if name in ONE_SIDE_ONLY and name not in FILTER_PARAMS[args.side]}
+    if other:
+        fail(400, "查询参数有误", other)
+    filters = filters_of(args, args.side)
+    rows = match_rows(get_db(), args.side,
+                      service().search(args.q, args.side, k=args.k, filters=filters))
+    return ok({"q": args.q, "side": args.side, "k": args.k,
+               "matches": [row.as_json() for row in rows]})
