@@ -248,7 +248,7 @@ def need_matches(need_id: str) -> Any:
 
 @operation("POST", "/needs/{need_id}/feedback", tag="匹配", summary="标记一条匹配是否相关",
            answer=answers.MarkOut, body=FeedbackBody, errors=(404, *WRITE_ERRORS),
-           description="发布该需求的企业。同一需求与成果只有一条标记，再次标记即覆盖。")
+           description=NEED_EDITORS + "同一需求与成果只有一条标记，再次标记即覆盖。")
 def need_feedback(need_id: str) -> Any:
     need = load_need(need_id)
     if not permissions.can_edit_need(viewer(), need):
