@@ -10,7 +10,17 @@ import sys
 import time
 from pathlib import Path
 
-from matcher.evaluation import METRICS, load_corpus, load_qrels, load_queries, score_run, write_trec
+from matcher.evaluation import (
+    JUDGED_METRICS,
+    METRICS,
+    answerable,
+    is_judged_scale,
+    load_corpus,
+    load_qrels,
+    load_queries,
+    score_run,
+    write_trec,
+)
 from matcher.ranking import EvalRanker
 from matcher.retriever import MODES
 
@@ -56,10 +66,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     encode_s = ranker.timings.encode_documents_s
     print(f"index build {build_s:.1f}s (document encoding {encode_s:.1f}s, "
           "shared by dense and hybrid)")
-    header = f"{'mode':<8}" + "".join(f"{m:>9}" for m in METRICS) + f"{'query s':>9}"
+    shown = METRICS + (JUDGED_METRICS if is_judged_scale(qrels) else ())
+    if is_judged_scale(qrels):
+        answered = len(answerable(qrels))
+        print(f"judged 0–3: {answered} of {len(qrels)} judged queries have a result at grade ≥ 2"
+              f" (P@5 is over those; {len(qrels) - answered} are unanswerable)")
+    header = f"{'mode':<8}" + "".join(f"{m:>9}" for m in shown) + f"{'query s':>9}"
     print(header)
     for mode, scores, seconds in rows:
-        print(f"{mode:<8}" + "".join(f"{scores[m]:>9.4f}" for m in METRICS) + f"{seconds:>9.1f}")
+        print(f"{mode:<8}" + "".join(f"{scores[m]:>9.4f}" for m in shown) + f"{seconds:>9.1f}")
     return 0
 
 

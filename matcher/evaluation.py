@@ -113,7 +113,27 @@ def recall_at(ranked: Sequence[str], judged: dict[str, int], k: int) -> float:
     return len(relevant.intersection(ranked[:k])) / len(relevant)
 
 
+def precision_at(ranked: Sequence[str], judged: dict[str, int], k: int, min_grade: int) -> float:
+    """Share of the top k judged at `min_grade` or above (an unjudged document counts as not)."""
+    return sum(1 for d in ranked[:k] if judged.get(d, 0) >= min_grade) / k
+
+
 METRICS = ("nDCG@10", "MRR@10", "R@10", "R@100")
+# Sets judged by reading on the 0–3 scale (datasets/eval/need-results/GUIDELINES.md: 2 partly
+# answers, 3 could solve it) also get P@5 at grade ≥ 2, over the needs that have such a result.
+# The derived sets' grades (1 and 2: shares a keyword, is the source) mean something else.
+JUDGED_SCALE_TOP = 3
+ANSWERS_GRADE = 2
+JUDGED_METRICS = ("P@5",)
+
+
+def is_judged_scale(qrels: Qrels) -> bool:
+    return any(g >= JUDGED_SCALE_TOP for rel in qrels.values() for g in rel.values())
+
+
+def answerable(qrels: Qrels) -> list[str]:
+    """Queries with at least one result that at least partly answers them (grade ≥ 2)."""
+    return [q for q, rel in qrels.items() if any(g >= ANSWERS_GRADE for g in rel.values())]
 
 
 def score_run(run: Run, qrels: Qrels) -> dict[str, float]:
@@ -129,4 +149,10 @@ def score_run(run: Run, qrels: Qrels) -> dict[str, float]:
         totals["MRR@10"] += mrr_at(ranked, judged, 10)
         totals["R@10"] += recall_at(ranked, judged, 10)
         totals["R@100"] += recall_at(ranked, judged, 100)
-    return {name: value / len(judged_ids) for name, value in totals.items()}
+    scores = {name: value / len(judged_ids) for name, value in totals.items()}
+    if is_judged_scale(qrels):
+        answered = answerable(qrels)
+        scores["P@5"] = sum(
+            precision_at([d for d, _ in run.get(q, [])], qrels[q], 5, ANSWERS_GRADE)
+            for q in answered) / len(answered)
+    return scores

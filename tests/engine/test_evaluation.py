@@ -9,6 +9,7 @@ from matcher.evaluation import (
     load_qrels,
     mrr_at,
     ndcg_at,
+    precision_at,
     recall_at,
     score_run,
     write_trec,
@@ -29,6 +30,17 @@ def test_metrics_on_hand_computed_cases():
 def test_score_run_skips_unjudged_queries():
     scores = score_run({"q1": [("a", 1.0)], "q2": []}, {"q1": {"a": 1}, "q2": {"b": 0}})
     assert scores["nDCG@10"] == 1.0
+
+
+def test_p_at_5_only_on_sets_judged_on_the_0_to_3_scale():
+    run = {"q1": [("a", 1.0), ("b", 0.9), ("c", 0.8)], "q2": [("d", 1.0)], "q3": [("e", 1.0)]}
+    assert precision_at(["a", "b", "c"], {"a": 3, "b": 1, "c": 2}, 5, 2) == pytest.approx(0.4)
+    derived = score_run(run, {"q1": {"a": 2, "b": 1}})
+    assert "P@5" not in derived  # grades 1–2 of a derived set are not "answers"
+    judged = {"q1": {"a": 3, "b": 1, "c": 2}, "q2": {"d": 1, "x": 0}, "q3": {"e": 0, "y": 2}}
+    scores = score_run(run, judged)
+    # q2 has nothing at grade ≥ 2 (unanswerable), so P@5 is over q1 (2 of 5) and q3 (0 of 5).
+    assert scores["P@5"] == pytest.approx(0.2)
 
 
 def test_trec_format():
