@@ -14,7 +14,8 @@ The cases, each beside the normal file as the baseline:
 - bad5mb: the 5 MB upload cap filled with the shortest bad row there is (`a`, no abstract);
 - distinct5mb: the 5 MB cap filled with short bad rows that all differ (`1`, `2`, ...);
 - valid5mb: the 5 MB cap filled with distinct, short, good rows (refused: too many rows);
-- quote5mb: one unclosed quote at the top of 5 MB of good rows (rejected at its line).
+- quote5mb: one unclosed quote at the top of 5 MB of good rows (refused);
+- xlsxfull: an .xlsx of a million rows, each one bad cell (rejected).
 `--api` sends the same files to `POST /api/v1/results/import` instead.
 """
 
@@ -51,6 +52,21 @@ def _fill(row: str | None, make=None) -> bytes:  # noqa: ANN001 - a row factory
     return b"".join(parts)
 
 
+def _xlsx_full_sheet() -> bytes:
+    """A million rows (near Excel's 1,048,576 and the 5 MB cap), each one bad cell: about the
+    most rows an .xlsx upload can make us check."""
+    from openpyxl import Workbook
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet()
+    sheet.append(["成果名称", "摘要"])
+    for _ in range(1_000_000):
+        sheet.append(["a"])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
 def _normal() -> bytes:
     rows = "".join(f"机器人视觉定位方法第{i}号,一种基于深度学习的工业机器人视觉定位方法，"
                    f"定位误差小于0.{i % 10}毫米。\n" for i in range(100))
@@ -63,6 +79,7 @@ CASES = {
     "bad5mb": lambda: _fill("a\n"),
     "distinct5mb": lambda: _fill(None, lambda n: f"{n}\n"),
     "valid5mb": lambda: _fill(None, lambda n: f"{n},{n}\n"),
+    "xlsxfull": _xlsx_full_sheet,
     "quote5mb": lambda: (HEADER + '甲成果,"第一行摘要，引号没有闭合\n').encode()
     + _fill(None, lambda n: f"{n},{n}\n")[len(HEADER.encode()):],
 }
@@ -88,7 +105,8 @@ def _run_case(case: str, api: bool, queue: multiprocessing.Queue) -> None:
         Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
         before = _status_kb("VmRSS")
         started = time.perf_counter()
-        response = client.post(url, data={"file": (io.BytesIO(data), f"{case}.csv")},
+        name = f"{case}.xlsx" if data[:2] == b"PK" else f"{case}.csv"
+        response = client.post(url, data={"file": (io.BytesIO(data), name)},
                                content_type="multipart/form-data")
         seconds = time.perf_counter() - started
         peak = _status_kb("VmHWM")
@@ -122,10 +140,10 @@ def main() -> int:
                     return 1
         child.join()
     base = results[0]
-    print(f"{'case':<10} {'file':>8} {'status':>6} {'time':>8} {'× normal':>9} "
+    print(f"{'case':<12} {'file':>8} {'status':>6} {'time':>8} {'× normal':>9} "
           f"{'peak +RSS':>10} {'answer':>9}")
     for row in results:
-        print(f"{row['case']:<10} {row['bytes'] / 1024 / 1024:>6.2f}MB {row['status']:>6} "
+        print(f"{row['case']:<12} {row['bytes'] / 1024 / 1024:>6.2f}MB {row['status']:>6} "
               f"{row['seconds']:>7.2f}s {row['seconds'] / base['seconds']:>8.1f}x "
               f"{row['peak_growth_mb']:>8.1f}MB {row['answer_kb']:>7.0f}KB")
     print(json.dumps(results, ensure_ascii=False))
