@@ -179,3 +179,14 @@ def test_the_docs_page_is_our_own_html(sqlite_site: Site) -> None:
         assert f"{method} {API}{path}" in page
     for name in fields_for("result"):
         assert f"<code>{name}</code>" in page
+
+
+@pytest.mark.xfail(strict=True, reason="web/errors.py answers a 405 without the exception's "
+                   "Allow header (found by schemathesis' unsupported_method check); the fix "
+                   "is web/errors.py's, reported to the lead")
+def test_a_method_not_allowed_says_which_are(sqlite_site: Site) -> None:
+    """RFC 9110: a 405 lists the methods the resource does support, in `Allow`."""
+    response = sqlite_site.app.test_client().delete(f"{API}/needs",
+                                                    headers=bearer(sqlite_site, "admin"))
+    error_of(response, 405)
+    assert {"GET", "POST"} <= set(response.headers.get("Allow", "").replace(" ", "").split(","))

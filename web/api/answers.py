@@ -10,7 +10,7 @@ to an answer but not here, as well as a wrong type or a missing key.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,8 +21,14 @@ ResultStatus = Literal[RESULT_STATUSES]
 Role = Literal[ROLES]
 
 
+def _untitled(schema: dict[str, Any]) -> None:
+    """Keys are their own names: pydantic's "External Id" titles would only be noise."""
+    for field in schema.get("properties", {}).values():
+        field.pop("title", None)
+
+
 class Answer(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_untitled)
 
 
 class Organisation(Answer):

@@ -68,13 +68,17 @@ def kind_of(schema: dict[str, Any]) -> str:
         shown = "整数" if kind == "integer" else "数字"
         low, high = schema.get("minimum"), schema.get("maximum")
         if low is not None and high is not None:
-            shown += f" {low:g}–{high:g}"
+            shown += f" {_number(low)}–{_number(high)}"
         elif low is not None:
-            shown += f" ≥{low:g}"
+            shown += f" ≥{_number(low)}"
         return shown
     if kind == "object" and "additionalProperties" in schema:
         return f"对象（值：{kind_of(schema['additionalProperties'])}）"
     return {"boolean": "布尔值", "null": "null", "object": "对象"}.get(str(kind), str(kind))
+
+
+def _number(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
 
 
 def _rows(schema: dict[str, Any], where: str) -> list[Row]:

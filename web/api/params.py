@@ -320,7 +320,7 @@ def body_field(spec: FieldSpec, *, required: bool, nullable: bool) -> tuple[Any,
     json_type, check = _json_type(spec)
     shown = json_type | None if nullable else json_type
     annotation = Annotated[shown, _gate(check, required or not nullable),
-                           _importer_rule(spec, required)]
+                           _importer_rule(spec, required or not nullable)]
     description = spec.note or None
     if required:
         return annotation, Field(title=spec.label, description=description)
@@ -359,16 +359,13 @@ def _result_ref(value: Any) -> int:
     return parsed
 
 
-_RELEVANT = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
-
-
 def _relevant(value: Any) -> bool:
     if value is None:
         raise problem("缺少此项，必填")
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lower() in _RELEVANT:
-        return _RELEVANT[value.strip().lower()]
+    if isinstance(value, str) and value.strip().lower() in _BOOLEANS:  # as mark_match reads
+        return _BOOLEANS[value.strip().lower()]
     raise problem("须为 true（相关）或 false（不相关）")
 
 
