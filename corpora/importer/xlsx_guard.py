@@ -189,7 +189,7 @@ def check_xlsx_archive(path: Path) -> None:
     Excel's limits; before openpyxl parses any of its XML."""
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError) as error:
+    except ZIP_READ_ERRORS as error:
         raise xlsx_problem(path, NOT_XLSX) from error
     try:
         with archive:

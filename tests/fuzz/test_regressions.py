@@ -17,14 +17,11 @@ import pytest
 from tests.fuzz.run import REGRESSIONS, TIMEOUT_S
 from tests.fuzz.targets import FORMATS, check_bytes, deadline
 
-OPEN: dict[str, str] = {
-    # Found in the first 15 s of XLSX fuzzing (2026-12-01): a zip whose central directory asks
-    # for "version needed to extract" 23.5 makes zipfile.ZipFile() raise NotImplementedError,
-    # which check_xlsx_archive does not catch when it opens the archive (only BadZipFile,
-    # OSError, ValueError), so an upload of it is a 500. Fix: catch ZIP_READ_ERRORS there.
-    "xlsx-crash-22c60effad95.xlsx": "NotImplementedError from zipfile.ZipFile() escapes "
-                                    "check_xlsx_archive (corpora/importer/xlsx_guard.py)",
-}
+# Findings whose fix is pending, by file name, with the reason (none now). Fixed: the first
+# XLSX finding (2026-12-01), a zip whose central directory asks for "version needed to
+# extract" 23.5, made zipfile.ZipFile() raise NotImplementedError past check_xlsx_archive (a
+# 500 on upload); the guard now catches ZIP_READ_ERRORS when it opens the archive.
+OPEN: dict[str, str] = {}
 
 
 def _inputs() -> list[object]:
