@@ -31,6 +31,13 @@ def json_error(status: int, message: str, fields: dict[str, str] | None = None) 
     return jsonify(body), status
 
 
+def _kept_headers(error: HTTPException) -> list[tuple[str, str]]:
+    """The headers an HTTP error is defined with (a 405's `Allow`, a 429's `Retry-After`),
+    without Werkzeug's own Content-Type: the body is ours."""
+    return [(name, value) for name, value in error.get_headers()
+            if name.lower() != "content-type"]
+
+
 def _handle(error: HTTPException) -> Any:
     status = error.code or 500
     message = MESSAGES.get(status, error.name)
@@ -40,8 +47,10 @@ def _handle(error: HTTPException) -> Any:
             not error.description.startswith(("The ", "You ", "A ")):
         message = error.description  # our own Chinese message from abort(..., "...")
     if wants_json():
-        return json_error(status, message)
-    return render_template("error.html", status=status, message=message), status
+        body, status = json_error(status, message)
+        return body, status, _kept_headers(error)
+    return (render_template("error.html", status=status, message=message), status,
+            _kept_headers(error))
 
 
 def init_app(app: Flask) -> None:

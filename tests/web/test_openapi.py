@@ -181,11 +181,9 @@ def test_the_docs_page_is_our_own_html(sqlite_site: Site) -> None:
         assert f"<code>{name}</code>" in page
 
 
-@pytest.mark.xfail(strict=True, reason="web/errors.py answers a 405 without the exception's "
-                   "Allow header (found by schemathesis' unsupported_method check); the fix "
-                   "is web/errors.py's, reported to the lead")
 def test_a_method_not_allowed_says_which_are(sqlite_site: Site) -> None:
-    """RFC 9110: a 405 lists the methods the resource does support, in `Allow`."""
+    """RFC 9110: a 405 lists the methods the resource does support, in `Allow` (found by
+    schemathesis' unsupported_method check: web/errors.py used to drop the header)."""
     response = sqlite_site.app.test_client().delete(f"{API}/needs",
                                                     headers=bearer(sqlite_site, "admin"))
     error_of(response, 405)
