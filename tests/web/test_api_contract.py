@@ -11,10 +11,9 @@ matches the answer's schema (extra keys included: the answer models forbid them)
 The hostile-input tests (test_hostile_api, test_web_api) keep their own, stronger checks on
 what a refusal leaves in the database; this one checks that the description is true.
 
-Bounded for CI (about a minute and a half on two cores): each role runs the boundary-value
-phase ("coverage", ~1,500 requests) and a few random examples per operation; without
-credentials only the random ones (every answer is a 401 then). CONTRACT_EXAMPLES=200 for a
-deeper hunt.
+Bounded for CI (about a minute on two cores): each role runs the boundary-value phase
+("coverage", ~1,500 requests) and 20 random examples per operation; without credentials only
+the random ones (every answer is a 401 then). CONTRACT_EXAMPLES=200 for a deeper hunt.
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ from web.api.openapi import document
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES = int(os.environ.get("CONTRACT_EXAMPLES", "8"))
+EXAMPLES = int(os.environ.get("CONTRACT_EXAMPLES", "20"))
 SEED = os.environ.get("CONTRACT_SEED", "20261201")
 CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,"
           "response_headers_conformance,response_schema_conformance")
