@@ -8,7 +8,8 @@ file they hand to a reader is copied, by content hash, to a scratch folder. libF
 -merge then keeps only the files that add coverage, into tests/data/fuzz/seeds/<format>/,
 which is committed, so a fuzz run starts from what the tests already know to be interesting
 (valid files of both sides, every hostile .xlsx the guard refuses, broken encodings...).
-tests/data/tiny/*.jsonl are passed to the jsonl run as they are, not copied.
+The files kept under tests/data (tests/data/hostile, tests/data/tiny) are read by every run
+as they are (tests.fuzz.run.project_files), not copied here.
 """
 
 from __future__ import annotations

@@ -2,12 +2,13 @@
 
     python -m tests.fuzz.run [--seconds N] [--formats csv,jsonl,xlsx] [--work DIR] [--promote]
 
-Each reader's run starts from the committed seeds (tests/data/fuzz/seeds/<format>/, plus
-tests/data/tiny for jsonl) and from whatever an earlier run in the same --work folder added to
-its corpus, so longer runs by scripts/fuzz.sh build on each other. A crash (any exception but
-the readers' refusals) or an input slower than TIMEOUT_S[format] stops the run; the input is
-left under <work>/<format>/artifacts/, and --promote copies it to
-tests/data/fuzz/regressions/, where tests/fuzz/test_regressions.py runs it from then on.
+Each reader's run starts from the committed seeds (tests/data/fuzz/seeds/<format>/), from
+every file of its format elsewhere under tests/data (the hostile files, the tiny corpus) and
+from whatever an earlier run in the same --work folder added to its corpus, so longer runs by
+scripts/fuzz.sh build on each other. A crash (any exception but the readers' refusals) or an
+input slower than TIMEOUT_S[format] stops the run; the input is left under
+<work>/<format>/artifacts/, and --promote copies it to tests/data/fuzz/regressions/, where
+tests/fuzz/test_regressions.py runs it from then on.
 The exit status is 1 when anything was found. tests/fuzz/test_fuzz.py runs it for a minute.
 """
 
@@ -32,7 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data" / "fuzz"
 SEEDS = DATA / "seeds"
 REGRESSIONS = DATA / "regressions"
-EXTRA_SEEDS = {"jsonl": [REPO / "tests" / "data" / "tiny"]}
+TEST_DATA = REPO / "tests" / "data"
 # Inputs are kept small: the readers' size cap is tested elsewhere, and small inputs make
 # many executions. A 64 KB .xlsx still holds thousands of cells.
 MAX_LEN = {"csv": 16 * 1024, "jsonl": 16 * 1024, "xlsx": 64 * 1024, "selftest": 64}
@@ -143,7 +144,8 @@ def fuzz(fmt: str, seconds: int, work: Path, *, seeds: list[Path] | None = None,
         folder.mkdir(parents=True, exist_ok=True)
     before = set(artifacts.iterdir())
     if seeds is None:
-        seeds = [folder for folder in (SEEDS / fmt, *EXTRA_SEEDS.get(fmt, [])) if folder.is_dir()]
+        seeds = [folder for folder in (SEEDS / fmt, project_files(fmt, root / "project-files"))
+                 if folder.is_dir()]
     timeout = timeout_s or TIMEOUT_S[fmt]
     flags = [f"-max_total_time={seconds}", f"-timeout={timeout}",
              f"-report_slow_units={timeout}", f"-rss_limit_mb={RSS_LIMIT_MB}",
@@ -169,6 +171,18 @@ def fuzz(fmt: str, seconds: int, work: Path, *, seeds: list[Path] | None = None,
                         else "slow-unit", path)
                 for path in sorted(set(artifacts.iterdir()) - before)]
     return FuzzRun(fmt, time.monotonic() - started, returncode, log, findings, _parse_stats(log))
+
+
+def project_files(fmt: str, folder: Path) -> Path:
+    """The files of format `fmt` under tests/data (the hostile files of the issues, the tiny
+    corpus...), copied afresh into `folder`: libFuzzer reads seeds by folder, and those
+    folders mix formats. Files added there later are seeds from then on."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for path in sorted(TEST_DATA.rglob(f"*.{fmt}")):
+        if DATA not in path.parents and path.is_file():
+            shutil.copyfile(path, folder / f"{path.parent.name}-{path.name}")
+    return folder
 
 
 def promote(finding: Finding, fmt: str) -> Path:
