@@ -25,19 +25,23 @@ from matcher.ranking import EvalRanker
 from matcher.retriever import MODES
 
 
-def _encoder(spec: str | None):
+def _encoder(spec: str | None, cache: str | None = None):
+    """The configured encoder; with `cache`, behind an embedding cache in that file, so that a
+    second evaluation of the same texts (an experiment on fusion or BM25) encodes nothing."""
+    from embeddings.cache import CachedEncoder, EmbeddingCache
     from embeddings.loader import load_encoder
     from settings import Settings
 
     settings = Settings.from_env()
-    return load_encoder(spec or settings.model, backend=settings.backend,
-                        models_dir=settings.models_dir)
+    encoder = load_encoder(spec or settings.model, backend=settings.backend,
+                           models_dir=settings.models_dir)
+    return CachedEncoder(encoder, EmbeddingCache(cache)) if cache else encoder
 
 
 def cmd_rank(args: argparse.Namespace) -> int:
     docs = load_corpus(Path(args.corpus))
     queries = load_queries(Path(args.queries))
-    encoder = _encoder(args.model) if args.mode != "lexical" else None
+    encoder = _encoder(args.model, args.cache) if args.mode != "lexical" else None
     ranker = EvalRanker(encoder, docs, dense=args.mode != "lexical", progress=not args.quiet)
     run = ranker.rank(queries, k=args.top_k, mode=args.mode, progress=not args.quiet)
     write_trec(run, sys.stdout, tag=args.tag or f"g60-{args.mode}")
@@ -53,7 +57,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     docs = load_corpus(set_dir / "corpus.jsonl")
     queries = load_queries(set_dir / "queries.jsonl")
     qrels = load_qrels(set_dir / "qrels.tsv")
-    encoder = _encoder(args.model)
+    encoder = _encoder(args.model, args.cache)
     started = time.perf_counter()
     ranker = EvalRanker(encoder, docs, progress=not args.quiet)
     build_s = time.perf_counter() - started
@@ -78,6 +82,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+CACHE_HELP = ("keep the vectors in this embedding cache (SQLite; e.g. var/cache/embeddings.sqlite)"
+              " and take them from it on the next run")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m matcher", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -90,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     rank.add_argument("--model", default=None, help="model folder, or 'fake' (default: e5)")
     rank.add_argument("--tag", default=None, help="run tag in the last column")
     rank.add_argument("--quiet", action="store_true", help="no progress bars on stderr")
+    rank.add_argument("--cache", default=None, metavar="FILE", help=CACHE_HELP)
     rank.set_defaults(func=cmd_rank)
 
     evaluate = sub.add_parser("evaluate", help="nDCG@10, MRR@10, R@10, R@100 for every mode")
@@ -97,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     evaluate.add_argument("--model", default=None)
     evaluate.add_argument("--quiet", action="store_true")
+    evaluate.add_argument("--cache", default=None, metavar="FILE", help=CACHE_HELP)
     evaluate.set_defaults(func=cmd_evaluate)
 
     return parser

@@ -101,3 +101,28 @@ def test_cli_reports_bad_input(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path), "--model", "fake"]) == 2
     assert "not found" in capsys.readouterr().err
     assert main(["rank", "--corpus", "nope.jsonl", "--queries", "x", "--model", "fake"]) == 2
+
+
+def test_evaluate_keeps_its_vectors_in_a_cache_and_reuses_them(tmp_path, capsys):
+    from embeddings.cache import EmbeddingCache
+
+    cache = tmp_path / "embeddings.sqlite"
+    args = ["evaluate", "tests/data/tiny", "--model", "fake", "--quiet", "--cache", str(cache)]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    def stored() -> int:
+        opened = EmbeddingCache(cache)
+        try:
+            return opened.count()
+        finally:
+            opened.close()
+
+    count = stored()
+    assert count > 0
+    assert main(args) == 0
+    second = capsys.readouterr().out
+    assert stored() == count  # nothing new was encoded
+    table = [line for line in first.splitlines() if line.startswith(("hybrid", "dense"))]
+    # The same scores from the cached vectors (the timing column aside).
+    assert [line.split()[:-1] for line in table] == [
+        line.split()[:-1] for line in second.splitlines() if line.startswith(("hybrid", "dense"))]
