@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import random
+import warnings
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -47,7 +48,10 @@ def unpack(data: bytes) -> list[tuple[str, bytes]] | None:
 
 def pack(parts: list[tuple[str, bytes]], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as archive:
+    # Duplicate names are kept (a hostile zip may have them; which one does openpyxl read?);
+    # zipfile's warning about them would flood the fuzzer's log.
+    with warnings.catch_warnings(), zipfile.ZipFile(out, "w") as archive:
+        warnings.simplefilter("ignore", UserWarning)
         for name, content in parts:
             info = zipfile.ZipInfo(name, date_time=_FIXED_TIME)
             info.compress_type = compression
