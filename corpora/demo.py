@@ -9,8 +9,9 @@ None of these records comes from a real university: they are assigned to sample 
 named "示例…（演示数据）" and flagged `is_sample`. Their maturity, institution and transfer modes
 are demo metadata, drawn deterministically from a hash of the record id (so every build gives
 the same answer); their industry comes from the keyword heuristic in `corpora.industries`.
-Patents without a title get one derived from the first clause of the abstract, marked with
-`DERIVED_TITLE_MARK` so users can see it is not the patent's own.
+Patents without a title get one derived from the abstract's own opening (`corpora.demo_titles`),
+and `Result.title_derived` says so: the pages show a tag beside such a title, never a mark in
+it. Titles that came with OCR'd page counts ("权利要求书3页说明书8页…") are cleaned.
 
 Every record goes through the importer (`corpora.importer`), so the demo obeys the same
 validation and upsert rules as a user's upload; building twice creates nothing new.
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,16 +28,19 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from corpora.demo_titles import clean_source_title, derive_title
 from corpora.importer import ImportReport, import_records, import_table, read_source
 from corpora.industries import classify_industry
-from corpora.schema import NEED_SCHEMA, TITLE_MAX
+from corpora.models import Result
+from corpora.schema import NEED_SCHEMA
 
 DEMO_NEEDS_PATH = Path(__file__).resolve().parent / "data" / "demo_needs.jsonl"
 PAPERS_FILE = Path("data") / "csl_papers.jsonl"
 PATENTS_FILE = Path("data") / "patents.jsonl"
 
+# What the demo wrote in front of derived titles before they were flagged instead (migration
+# 0006 takes it off existing rows). No title carries it any more.
 DERIVED_TITLE_MARK = "〔据摘要拟题〕"
-DERIVED_TITLE_MAX = 60
 
 
 @dataclass(frozen=True)
@@ -90,32 +93,6 @@ def institution_for(record_id: str) -> SampleInstitution:
     return pick(record_id, "institution", [(inst, 1) for inst in SAMPLE_INSTITUTIONS])
 
 
-# Patent abstracts open with boilerplate ("本发明公开了一种…"); a title starts after it.
-_BOILERPLATE = (
-    re.compile(r"^本(发明|实用新型|申请|公开|文|技术)(实施例|的实施方式)?"),
-    re.compile(r"^的(目的|课题)"),
-    re.compile(r"^(是|为|在于)"),
-    re.compile(r"^(公开|提供|涉及|提出|描述|揭示|属于)(了)?"),
-)
-_FIRST_CLAUSE = re.compile(r"[，。；：,;:！？!?]")
-_STEPS_TAIL = re.compile(r"(包含|包括)((以下|如下)的?步骤)?$")
-
-
-def derive_title(abstract: str) -> str | None:
-    """'本发明公开了一种X方法，包括…' → '〔据摘要拟题〕一种X方法'; None if nothing usable."""
-    clause = _FIRST_CLAUSE.split(abstract.strip(), maxsplit=1)[0].strip()
-    stripped = clause
-    for pattern in _BOILERPLATE:
-        stripped = pattern.sub("", stripped, count=1).strip()
-    stripped = _STEPS_TAIL.sub("", stripped).strip()
-    title = stripped if len(stripped) >= 4 else clause
-    if not title:
-        return None
-    if len(title) > DERIVED_TITLE_MAX:
-        title = title[: DERIVED_TITLE_MAX - 1] + "…"
-    return f"{DERIVED_TITLE_MARK}{title}"[:TITLE_MAX]
-
-
 def _read_jsonl(path: Path, limit: int | None) -> Iterator[dict[str, Any]]:
     with path.open(encoding="utf-8") as stream:
         for count, line in enumerate(stream):
@@ -124,12 +101,23 @@ def _read_jsonl(path: Path, limit: int | None) -> Iterator[dict[str, Any]]:
             yield json.loads(line)
 
 
+def demo_title(source: dict[str, Any], result_type: str) -> tuple[str | None, bool]:
+    """The title the demo shows for a source record, and whether it was derived (the record
+    came without one)."""
+    abstract = source.get("abstract") or ""
+    own = (source.get("title") or "").strip()
+    if own:
+        return clean_source_title(own, abstract), False
+    derived = derive_title(abstract, source.get("keywords") or (), result_type)
+    return (derived.text, True) if derived is not None else (None, True)
+
+
 def _result_record(source: dict[str, Any], result_type: str) -> dict[str, Any]:
     record_id = source["id"]
     institution = institution_for(record_id)
     is_paper = result_type == "论文"
-    title = (source.get("title") or "").strip() or derive_title(source.get("abstract") or "")
     keywords = source.get("keywords") or []
+    title, _ = demo_title(source, result_type)
     guess = classify_industry(
         title or "", source.get("abstract") or "", keywords, source.get("discipline")
     )
@@ -178,6 +166,18 @@ class DemoReport:
         return "\n".join(lines)
 
 
+def _flag_derived_titles(session: Session, report: ImportReport, derived: set[str]) -> None:
+    """Set `title_derived` on the rows just written (created, updated or unchanged): the
+    importer's field table has no such column, since no office imports it. The rows are in the
+    session already, so this issues UPDATEs only where the flag changes."""
+    for row_id in report.created_ids + report.updated_ids + report.unchanged_ids:
+        row = session.get(Result, row_id)
+        if row is not None:
+            flag = row.external_id in derived
+            if row.title_derived != flag:
+                row.title_derived = flag
+
+
 def build_demo(
     session: Session,
     shared_dir: str | Path,
@@ -202,11 +202,14 @@ def build_demo(
         if not path.exists():
             report.missing.append(str(path))
             continue
-        records = (_result_record(source, result_type) for source in _read_jsonl(path, limit))
+        sources = list(_read_jsonl(path, limit))
+        records = [_result_record(source, result_type) for source in sources]
         report.reports[key] = import_records(
-            session, "result", list(records), source=path.name, keep_valid=True, sample=True,
+            session, "result", records, source=path.name, keep_valid=True, sample=True,
             progress=progress,
         )
+        derived = {source["id"] for source in sources if demo_title(source, result_type)[1]}
+        _flag_derived_titles(session, report.reports[key], derived)
 
     needs_file = Path(needs_path) if needs_path is not None else DEMO_NEEDS_PATH
     if not needs_file.exists():

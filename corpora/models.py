@@ -27,6 +27,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -171,6 +172,12 @@ class Result(TimestampMixin, Base):
     )
     content_hash: Mapped[str] = mapped_column(String(64))  # see DerivedHashes
     dedup_key: Mapped[str] = mapped_column(String(64))
+    # The demo derived the title from the abstract (the patent came without one); the pages
+    # show it as a tag beside the title. Set by the demo builder only; an edit of the title
+    # clears it (service.records.update_result).
+    title_derived: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false(), nullable=False
+    )
 
     organisation: Mapped[Organisation] = relationship(back_populates="results")
 

@@ -136,6 +136,11 @@ def create_result(session: Session, user: User, raw: Mapping[str, Any]) -> Resul
 def update_result(session: Session, user: User, result: Result, raw: Mapping[str, Any], *,
                   partial: bool = False) -> dict[str, list[Any]]:
     changes = _apply(result, validate("result", raw, partial=partial))
+    if "title" in changes and result.title_derived:
+        # The office has given the record its own title: it is no longer one the demo
+        # derived from the abstract, so the page stops saying so.
+        result.title_derived = False
+        changes["title_derived"] = [True, False]
     if changes:
         record(session, user, "update", "result", result.id, {"fields": sorted(changes)})
     return changes

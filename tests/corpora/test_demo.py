@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine, func, select
 
 from corpora.db import session_scope
@@ -18,10 +17,10 @@ from corpora.demo import (
     PATENTS_FILE,
     SAMPLE_INSTITUTIONS,
     build_demo,
-    derive_title,
     institution_for,
     pick,
 )
+from corpora.demo_titles import clean_source_title
 from corpora.importer import import_file
 from corpora.industries import G60_CITIES, G60_INDUSTRIES, classify_industry
 from corpora.items import load_items
@@ -118,11 +117,13 @@ def test_demo_records_are_sample_data_with_honest_titles(
         assert len(papers) == SLICE and len(patents) == report.reports["patents"].created
         for patent in patents:
             source = sources[patent.external_id]
+            # Derived titles are flagged, never marked (tests/corpora/test_demo_titles.py).
+            assert DERIVED_TITLE_MARK not in patent.title
             if source.get("title"):
-                assert patent.title == source["title"]
+                assert patent.title == clean_source_title(source["title"], source["abstract"])
+                assert not patent.title_derived
             else:
-                assert patent.title.startswith(DERIVED_TITLE_MARK)
-                assert patent.title[len(DERIVED_TITLE_MARK) :][:4] in source["abstract"]
+                assert patent.title_derived
             assert patent.maturity == pick(patent.external_id, "maturity", PATENT_MATURITY)
             assert patent.transfer_mode_list == list(
                 pick(patent.external_id, "transfer", PATENT_TRANSFER_MODES)
@@ -142,31 +143,6 @@ def test_project_needs_file_imports_cleanly(sqlite_engine: Engine) -> None:
         assert {n.organisation.city for n in needs} <= set(G60_CITIES)
     assert report.created >= 60 and not report.rejected and not report.unknown_columns
     assert {need.industry for need in needs} == set(G60_INDUSTRIES)
-
-
-@pytest.mark.parametrize(
-    ("abstract", "title"),
-    [
-        ("本发明公开了一种薄矿体智能掘进机开采方法，包括如下步骤：1)划分盘区",
-         "一种薄矿体智能掘进机开采方法"),
-        ("本发明的课题为提供一种高耐久性的管接头。", "一种高耐久性的管接头"),
-        ("一种制造多隔室内管的方法包含以下步骤：将粘合剂条安置在织物上",
-         "一种制造多隔室内管的方法"),
-        ("提供了防雾涂料和其制备。所述防雾涂料包括", "防雾涂料和其制备"),
-        ("本申请涉及使用近红外光谱法评估牙齿表面的方法，从而提供",
-         "使用近红外光谱法评估牙齿表面的方法"),
-        ("在栓塞疗法期间，导管", "在栓塞疗法期间"),
-    ],
-)
-def test_derived_titles_are_first_clauses_and_marked(abstract: str, title: str) -> None:
-    assert derive_title(abstract) == DERIVED_TITLE_MARK + title
-
-
-def test_derived_titles_stay_short_and_empty_abstracts_give_none() -> None:
-    long = derive_title("本发明涉及" + "很长的技术名称" * 20 + "，其余部分")
-    assert long.startswith(DERIVED_TITLE_MARK) and long.endswith("…")
-    assert len(long) == len(DERIVED_TITLE_MARK) + 60
-    assert derive_title("") is None and derive_title("   ") is None
 
 
 def test_assignment_depends_only_on_the_record_id() -> None:
