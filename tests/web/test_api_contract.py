@@ -6,13 +6,15 @@ schemathesis' command line reads /api/v1/openapi.json from it and calls every op
 describes with generated requests, valid and invalid, as a firm, an office, an officer and an
 admin, and once without credentials. Each answer is checked: no 5xx, a status the description
 lists for that operation, the content type it lists, the headers it promises, and a body that
-matches the answer's schema (extra keys included: the answer models forbid them).
+matches the answer's schema (extra keys included: the answer models forbid them); a method a
+path does not have gets a 405 that says, in Allow, which it does.
 
 The hostile-input tests (test_hostile_api, test_web_api) keep their own, stronger checks on
 what a refusal leaves in the database; this one checks that the description is true.
 
 Bounded for CI (about a minute on two cores): each role runs the boundary-value phase
-("coverage", ~1,500 requests) and 20 random examples per operation; without credentials only
+("coverage", ~1,500 requests), 20 random examples per operation, and sequences that follow
+the links from a new record to the operations on it ("stateful"); without credentials only
 the random ones (every answer is a 401 then). CONTRACT_EXAMPLES=200 for a deeper hunt.
 """
 
@@ -39,11 +41,15 @@ pytestmark = pytest.mark.slow
 EXAMPLES = int(os.environ.get("CONTRACT_EXAMPLES", "20"))
 SEED = os.environ.get("CONTRACT_SEED", "20261201")
 CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,"
-          "response_headers_conformance,response_schema_conformance")
+          "response_headers_conformance,response_schema_conformance,"
+          # A method a path does not have: 405 with the ones it has in Allow (RFC 9110).
+          "unsupported_method,allow_header_conformance")
 # role → the seeded account that plays it (tests.support.web.USERS); None: no credentials.
 ROLES: dict[str, str | None] = {"admin": "admin", "firm": "firm_a", "office": "office_u1",
                                 "officer": "officer", "anonymous": None}
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
+# "stateful" follows the description's links: POST /needs, then GET and PATCH what it made.
+ALL_PHASES = "examples,coverage,fuzzing,stateful"
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +80,7 @@ def schemathesis(live: dict[str, Any], role: str) -> list[str]:
     command = [str(SCHEMATHESIS), "run", f"{live['base']}/api/v1/openapi.json",
                "--checks", CHECKS, "--max-examples", str(EXAMPLES), "--seed", SEED,
                "--workers", "1", "--request-timeout", "30", "--generation-database", "none",
-               "--phases", "fuzzing" if role == "anonymous" else "examples,coverage,fuzzing",
+               "--phases", "fuzzing" if role == "anonymous" else ALL_PHASES,
                "--no-color"]
     if role in live["tokens"]:
         command += ["--header", f"Authorization: {live['tokens'][role]}"]

@@ -188,3 +188,21 @@ def test_a_method_not_allowed_says_which_are(sqlite_site: Site) -> None:
                                                     headers=bearer(sqlite_site, "admin"))
     error_of(response, 405)
     assert {"GET", "POST"} <= set(response.headers.get("Allow", "").replace(" ", "").split(","))
+
+
+def test_a_sibling_resource_is_not_read_as_an_id(sqlite_site: Site) -> None:
+    """Regression (found by schemathesis' unsupported_method and allow_header_conformance
+    checks): PATCH and GET on /results/import, which only takes POST, reached
+    /results/{result_id} with the id "import" and were answered 400 "编号有误", and OPTIONS
+    on it listed GET and PATCH. They are a 405 that lists POST only. Junk ids stay a 400."""
+    client = sqlite_site.app.test_client()
+    headers = bearer(sqlite_site, "admin")
+    for method in ("GET", "PATCH"):
+        response = client.open(f"{API}/results/import", method=method, headers=headers,
+                               json={"title": "x"})
+        error_of(response, 405)
+        assert "POST" in response.headers["Allow"] and "PATCH" not in response.headers["Allow"]
+    allowed = client.options(f"{API}/results/import").headers["Allow"]
+    assert set(allowed.replace(" ", "").split(",")) == {"POST", "OPTIONS"}
+    assert "result_id" in error_of(client.get(f"{API}/results/imports", headers=headers),
+                                   400)["fields"]

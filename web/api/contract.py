@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any, get_origin
 
 from flask import request
+from flask.blueprints import BlueprintSetupState
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
+from werkzeug.routing import BaseConverter, Map
 
 from web.api import bp
 from web.api.input import fail, json_body, merge, type_name
@@ -60,15 +62,50 @@ class Operation:
 OPERATIONS: dict[str, Operation] = {}
 
 
+def sibling_names() -> set[str]:
+    """Fixed path segments that sit where another operation has a parameter: "import" of
+    /results/import beside /results/{result_id}."""
+    names = set()
+    for op in OPERATIONS.values():
+        head, _, last = op.path.rpartition("/")
+        if "{" not in last and any(re.fullmatch(rf"{re.escape(head)}/\{{\w+\}}", other.path)
+                                   for other in OPERATIONS.values()):
+            names.add(last)
+    return names
+
+
+class PathId(BaseConverter):
+    """`<api_id:name>`: one path segment, any text (`web.api.input.path_id` checks it and
+    names the parameter in a 400), except a sibling route's name. Without that exception
+    PATCH /results/import would reach /results/<result_id> as the id "import" (a 400 about an
+    id instead of a 405), and OPTIONS on it would list PATCH and GET in Allow."""
+
+    def __init__(self, url_map: Map, *args: Any, **kwargs: Any) -> None:
+        super().__init__(url_map, *args, **kwargs)
+        # Built when the app registers the blueprint: every API module has described its
+        # operations by then.
+        if names := sorted(sibling_names()):
+            taken = "|".join(re.escape(name) for name in names)
+            self.regex = rf"(?!(?:{taken})(?![^/]))[^/]+"
+
+
+def _converter(state: BlueprintSetupState) -> None:
+    state.app.url_map.converters.setdefault("api_id", PathId)
+
+
+# Recorded before any route of the blueprint: the rules need the converter when they are added.
+bp.record_once(_converter)
+
+
 def operation(method: str, path: str, *, tag: str, summary: str, answer: type[BaseModel],
               description: str = "", status: int = 200, query: type[BaseModel] | None = NoQuery,
               body: type[BaseModel] | None = None, errors: tuple[int, ...] = (),
               public: bool = False, headers: Mapping[str, str] | None = None
               ) -> Callable[[View], View]:
-    """Register `view` at `path` (its `{name}` placeholders become Flask's `<name>`) and
+    """Register `view` at `path` (its `{name}` placeholders become `<api_id:name>`) and
     record what it accepts and answers. 400 and, unless `public`, 401 are always listed."""
     def register(view: View) -> View:
-        bp.add_url_rule(re.sub(r"\{(\w+)\}", r"<\1>", path), view.__name__, view,
+        bp.add_url_rule(re.sub(r"\{(\w+)\}", r"<api_id:\1>", path), view.__name__, view,
                         methods=[method])
         describe(view, method, path, tag=tag, summary=summary, answer=answer,
                  description=description, status=status, query=query, body=body,

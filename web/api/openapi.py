@@ -92,6 +92,8 @@ def _responses(op: Operation) -> dict[str, Any]:
         answer["headers"] = {name: {"description": text, "required": True,
                                     "schema": {"type": "string"}}
                              for name, text in op.headers.items()}
+    if links := _links(op):
+        answer["links"] = links
     responses = {str(op.status): answer}
     for status in op.errors:
         model = op.error_answers.get(status, ErrorOut)
@@ -108,6 +110,20 @@ def _responses(op: Operation) -> dict[str, Any]:
         responses[str(status)] = {"description": text,
                                   "content": {"text/plain": {"schema": {"type": "string"}}}}
     return responses
+
+
+def _links(op: Operation) -> dict[str, Any]:
+    """A new record's answer links to the operations on it (its id is the path's one id):
+    how a client, and schemathesis' stateful phase, goes from POST /needs to /needs/{id}."""
+    if op.status != 201:
+        return {}
+    links = {}
+    for other in OPERATIONS.values():
+        names = re.findall(r"\{(\w+)\}", other.path)
+        if len(names) == 1 and other.path.startswith(f"{op.path}/{{{names[0]}}}"):
+            links[other.operation_id] = {"operationId": other.operation_id,
+                                         "parameters": {names[0]: "$response.body#/id"}}
+    return links
 
 
 def _operation(op: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
