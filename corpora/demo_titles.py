@@ -49,7 +49,7 @@ _BAD_START = re.compile(
 )
 # Words that open a title only when a thing follows ("通过X的方法", "在Y中筛选Z的方法"), and
 # open a sentence otherwise ("在栓塞疗法期间", "将输入信号从模拟形式转换成数字形式").
-_VERB_START = re.compile(r"^(在|将|对|通过|使|由|从|如|当|利用|使用|采用|用|可|能够|可以)")
+_VERB_START = re.compile(r"^(在|将|对|通过|使|由|从|如|当|利用|使用|采用|用(?!于)|可|能够|可以)")
 _BAD_END = re.compile(r"(的|和|与|及|或|以及|并|且|在|将|对|其|被|由|用于|、|/|-|‑)$")
 _OPENERS = "([（【《〔“‘"
 _CLOSERS = ")]）】》〕”’"
@@ -75,9 +75,10 @@ _BOILERPLATE = tuple(
     )
 )
 _SPECIFYING = re.compile(
-    r"^(具体|尤其|特别|更具体|更特别|进一步|并且|并|还|且)?(地|是|而言|的)?"
+    r"^(其)?(具体|尤其|特别|更具体|更特别|进一步|并且|并|还|且)?(地|是|而言|的)?"
     r"(涉及|提供|公开|提出|属于|为|是)?(了)?$"
 )
+_MEANS = re.compile(r"^(在|将|对|通过|使|从|如|当|利用|使用|采用|用(?!于)|能够|可以)")
 _ORDINAL = re.compile(r"^第\s*[\d一二三四五六七八九十]")
 _FIELD_CLAUSE = re.compile(r"(技术)?领域$")
 _SPECIFICALLY = re.compile(
@@ -219,7 +220,8 @@ def _is_thing(subject: str) -> bool:
     钢板" are components, and an abstract that only lists those does not say what the whole
     is."""
     return (bool(_HEAD.search(subject)) and not subject.endswith("部")
-            and not _ORDINAL.match(subject))  # "第3电磁钢板": one part among several
+            and not _ORDINAL.match(subject)  # "第3电磁钢板": one part among several
+            and not _MEANS.match(subject))  # "通过第一数字滤波器(对…滤波)": a means
 
 
 def _named(sentence: str) -> str | None:

@@ -96,6 +96,8 @@ def test_derived_titles_take_the_abstracts_own_subject(abstract: str, title: str
         "在栓塞疗法期间，通过施用拮抗剂治疗各种类型的癌症的方法。",  # starts mid-sentence
         "将包括采用正弦信号调制的过程信号的输入信号从模拟形式转换成数字形式。",
         "所述第一壳体(41)与第二壳体(42)相连，其中该连接件",
+        # A later sentence's means is not the subject either.
+        "将输入信号从模拟形式转换成数字形式。通过第一数字滤波器对输入信号进行滤波。",
     ],
 )
 def test_a_sentence_is_not_a_title_the_keywords_are_said_as_such(abstract: str) -> None:
