@@ -9,8 +9,8 @@ Steps, each rerunnable on its own (run from the repository root, venv active):
 
 `corpus` reads the records exactly as `corpora.demo` imports them (`_result_record`, so titles
 derived from the abstract where a patent has none) and keeps only the rows the importer accepts,
-so the set's documents are the demo site's results. The derived-title mark is a display label,
-not content: it is taken off the title and kept as `title_derived`.
+so the set's documents are the demo site's results, with the demo's `title_derived` flag (a title
+written from the abstract because the record had none).
 
 `queries` rewrites the `source: demo` lines from corpora/data/demo_needs.jsonl and keeps every
 other line (the needs written for this set) as it is, so new needs are edited in queries.jsonl.
@@ -39,10 +39,10 @@ sys.path.insert(0, str(ROOT))
 
 from corpora.demo import (  # noqa: E402
     DEMO_NEEDS_PATH,
-    DERIVED_TITLE_MARK,
     PAPERS_FILE,
     PATENTS_FILE,
     _result_record,
+    demo_title,
 )
 from corpora.importer.readers import records_table  # noqa: E402
 from corpora.schema import RESULT_SCHEMA, validate_values  # noqa: E402
@@ -95,10 +95,10 @@ def corpus_rows() -> Iterator[dict[str, Any]]:
                 print(f"skipped {source['id']}: {[e.message for e in errors]}", file=sys.stderr)
                 continue
             title = str(clean["title"])
-            derived = title.startswith(DERIVED_TITLE_MARK)
+            derived = demo_title(source, result_type)[1]
             yield {
                 "id": source["id"],
-                "title": title.removeprefix(DERIVED_TITLE_MARK),
+                "title": title,
                 "text": clean.get("abstract") or "",
                 "keywords": list(clean.get("keywords") or []),
                 "category": source.get("category") if with_discipline else None,
