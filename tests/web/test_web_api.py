@@ -178,6 +178,7 @@ def test_result_create_get_list_update_match_interest(site: Site) -> None:
     assert result["transfer_modes"] == ["技术转让", "许可"]
     assert result["asking_price"] == 300 and result["published_on"] == "2024-05-01"
     assert result["status"] == "active" and result["organisation"]["name"] == "示例理工大学"
+    assert result["title_derived"] is False  # an office's own title; only the demo derives one
     got = client.get(f"{API}/results/{result['id']}", headers=bearer(site, "firm_a")).get_json()
     assert got["editable"] is False and got["keywords"] == result["keywords"]
 

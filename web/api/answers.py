@@ -66,6 +66,8 @@ class ResultOut(Answer):
     id: int
     external_id: str | None
     title: str
+    title_derived: bool = Field(
+        description="标题系据摘要拟定（原始数据没有标题），页面上以“据摘要拟题”标签标出")
     abstract: str
     result_type: str | None
     patent_number: str | None

@@ -57,6 +57,7 @@ def need_json(need: Need, user: Any) -> dict[str, Any]:
 def result_json(result: Result, user: Any) -> dict[str, Any]:
     return {
         "id": result.id, "external_id": result.external_id, "title": result.title,
+        "title_derived": result.title_derived,
         "abstract": result.abstract, "result_type": result.result_type,
         "patent_number": result.patent_number, "maturity": result.maturity,
         "industry": result.industry, "keywords": result.keyword_list,
