@@ -71,9 +71,11 @@ class Finding:
 
     def describe(self) -> str:
         data = self.path.read_bytes()
+        # In full up to 16 KB (every csv/jsonl input; most xlsx ones): a CI log is enough
+        # to get the file back (base64 -d) and keep it as a regression input.
         return (f"{self.kind}: {self.path} ({len(data)} bytes)\n"
-                f"  base64: {base64.b64encode(data[:4096]).decode()}"
-                f"{' …' if len(data) > 4096 else ''}")
+                f"  base64: {base64.b64encode(data[:16384]).decode()}"
+                f"{' …' if len(data) > 16384 else ''}")
 
 
 @dataclass
