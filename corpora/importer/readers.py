@@ -426,7 +426,8 @@ def _xlsx_cell(value: Any) -> Any:
 # What openpyxl raises on a file that passed the zip checks but whose XML or values are
 # broken (bad XML is a SyntaxError, impossible dates an OverflowError, missing parts a
 # KeyError...): each means "not a readable workbook" to the user, never a crash.
-_OPENPYXL_ERRORS = (*ZIP_READ_ERRORS, KeyError, IndexError, TypeError, AttributeError,
+# LookupError covers KeyError and IndexError, and an XML part declaring an unknown encoding.
+_OPENPYXL_ERRORS = (*ZIP_READ_ERRORS, LookupError, TypeError, AttributeError,
                     SyntaxError, ArithmeticError)
 
 

@@ -176,6 +176,10 @@ def _scan_sheet_part(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> str | N
             parser.Parse(b"", True)
     except _OutOfSheet as problem:
         return str(problem)
+    except LookupError:
+        # `<?xml … encoding="UTF-4"?>`: expat asks Python for a codec that does not exist
+        # (found by the fuzzer: it was a 500 on upload).
+        return "声明了无法识别的字符编码"
     except xml.parsers.expat.ExpatError:
         # Broken XML in a sheet is broken for openpyxl too; elsewhere openpyxl may never read
         # the part, and the prolog check already refused the dangerous kinds of XML.

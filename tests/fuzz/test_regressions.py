@@ -17,19 +17,12 @@ import pytest
 from tests.fuzz.run import REGRESSIONS, TIMEOUT_S
 from tests.fuzz.targets import FORMATS, check_bytes, deadline
 
-# Findings whose fix is pending, by file name, with the reason. Fixed: the first XLSX finding
-# (2026-12-01), a zip whose central directory asks for "version needed to extract" 23.5,
-# made zipfile.ZipFile() raise NotImplementedError past check_xlsx_archive (a 500 on
-# upload); the guard now catches ZIP_READ_ERRORS when it opens the archive.
-OPEN: dict[str, str] = {
-    # Found after 50 s of XLSX fuzzing on 50f232b: [Content_Types].xml declares
-    # encoding="UTF-4". expat asks Python for that codec and the LookupError escapes
-    # xlsx_guard._scan_sheet_part (it catches ExpatError only), a 500 on upload. With the
-    # guard fixed, openpyxl's load_workbook raises the same LookupError, which
-    # readers._OPENPYXL_ERRORS (KeyError, IndexError, not their base LookupError) misses too.
-    "xlsx-crash-649c3e9d7f2b.xlsx": "LookupError (unknown XML encoding) escapes "
-                                    "xlsx_guard._scan_sheet_part and read_xlsx",
-}
+# Findings whose fix is pending, by file name, with the reason (none now). Fixed, both 500s
+# on upload found on 2026-12-01: a zip whose central directory asks for "version needed to
+# extract" 23.5 (zipfile.ZipFile() raised NotImplementedError past check_xlsx_archive), and a
+# [Content_Types].xml declaring encoding="UTF-4" (expat's LookupError escaped the guard's
+# scan, then openpyxl's load_workbook).
+OPEN: dict[str, str] = {}
 
 
 def _inputs() -> list[object]:
