@@ -136,9 +136,11 @@ def _parse_stats(log: str) -> dict[str, int]:
 
 
 def fuzz(fmt: str, seconds: int, work: Path, *, seeds: list[Path] | None = None,
-         timeout_s: int | None = None) -> FuzzRun:
+         timeout_s: int | None = None, seed: int | None = None) -> FuzzRun:
     """Fuzz `fmt`'s reader for `seconds` (libFuzzer's -max_total_time; start-up and the seed
-    corpus' first pass come on top), corpus and findings kept under work/<fmt>/."""
+    corpus' first pass come on top), corpus and findings kept under work/<fmt>/. With `seed`,
+    libFuzzer's random choices are fixed, so a run explores the same inputs in the same order
+    and a shorter (or slower) run explores a prefix of a longer one."""
     root = work / fmt
     corpus, artifacts = root / "corpus", root / "artifacts"
     scratch = Path(tempfile.mkdtemp(prefix=f"fuzz-{fmt}-", dir=SCRATCH_ROOT))
@@ -153,6 +155,8 @@ def fuzz(fmt: str, seconds: int, work: Path, *, seeds: list[Path] | None = None,
              f"-report_slow_units={timeout}", f"-rss_limit_mb={RSS_LIMIT_MB}",
              f"-max_len={MAX_LEN[fmt]}", f"-artifact_prefix={artifacts}/",
              "-print_final_stats=1", "-print_pcs=0"]
+    if seed is not None:
+        flags.append(f"-seed={seed}")
     if fmt in _TOKENS:
         flags.append(f"-dict={write_dictionary(fmt, root / 'fuzz.dict')}")
     started = time.monotonic()

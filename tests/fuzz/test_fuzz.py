@@ -20,12 +20,16 @@ from tests.fuzz.harness import SELFTEST_CRASH, SELFTEST_HANG
 from tests.fuzz.run import fuzz
 
 BUDGET_S = {"csv": 15, "jsonl": 15, "xlsx": 30}
+# The suite's runs take fixed random choices: what CI explores in its minute is what was
+# explored here before a commit (a prefix of it on a slower machine), so a finding fails the
+# run that brought it, not a later unrelated one. scripts/fuzz.sh explores at random.
+CI_SEED = 20261201
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", sorted(BUDGET_S))
 def test_reader_survives_a_fuzz_run(fmt: str, tmp_path: Path) -> None:
-    result = fuzz(fmt, BUDGET_S[fmt], tmp_path)
+    result = fuzz(fmt, BUDGET_S[fmt], tmp_path, seed=CI_SEED)
     print(result.summary())
     found = "\n".join(finding.describe() for finding in result.findings)
     assert not result.findings, f"{result.summary()}\n{found}\n{result.log[-6000:]}"
