@@ -11,6 +11,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, render_template, request
 from flask_login import current_user, login_required
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import FileStorage
 
@@ -157,6 +158,7 @@ class UploadOutcome:
     problem: str | None = None
     rejected: ImportReport | None = None
     file_problem: bool = False  # the `file` field itself: missing, or not .csv / .xlsx
+    conflict: bool = False  # lost a race with another import writing the same results
 
 
 def import_upload(me: User, upload_file: FileStorage | None, *, via: str = "page"
@@ -186,6 +188,14 @@ def import_upload(me: User, upload_file: FileStorage | None, *, via: str = "page
                    {"file": name, "created": outcome.report.created,
                     "updated": outcome.report.updated, "via": via})
             db.commit()
+        except IntegrityError:
+            # Two uploads of the same 编号 at once: the second one's insert meets the first's
+            # row at commit. Nothing of this file is kept; trying again updates that row.
+            db.rollback()
+            outcome.report = None
+            outcome.conflict = True
+            outcome.problem = (f"《{name}》与同时进行的另一次导入写入了相同编号的成果，"
+                               "整个文件未导入。请稍后重新上传。")
         except RowsRejected as rows:
             db.rollback()
             outcome.rejected = rows.report
@@ -215,7 +225,7 @@ def upload() -> Any:
             report = outcome.report
             flash(f"《{name}》已导入：新增 {report.created} 条，更新 {report.updated} 条，"
                   f"未变 {report.unchanged} 条")
-    status_code = 400 if outcome.problem else 200
+    status_code = (409 if outcome.conflict else 400) if outcome.problem else 200
     columns = [spec for spec in RESULT_SCHEMA.fields
                if spec.name not in ("institution", "institution_city", "institution_kind")]
     rejected = outcome.rejected

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from corpora.importer import REJECTED_SHOWN_MAX
 from corpora.models import AuditEntry, Result
@@ -153,4 +154,27 @@ def test_an_unclosed_quote_is_refused_at_its_line(sqlite_site: Site) -> None:
     page = response.get_data(as_text=True)
     assert "有 1 行不合格" in page and "<td>第 2 行</td>" in page and "引号没有闭合" in page
     assert "新增" not in page
+    assert _count(sqlite_site) == before
+
+
+def test_an_import_that_loses_a_race_is_a_409_and_keeps_nothing(
+        sqlite_site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two uploads of the same 编号 at once: the second meets the first's row on the unique
+    (organisation, 编号) constraint when it writes. That is a conflict to retry (409), with
+    nothing of the file kept, never a 500. The race is played by the audit write, which runs
+    after the importer's rows and before the commit, raising what the database would."""
+    import web.results as results
+
+    def lost_race(*args: object, **kwargs: object) -> None:
+        raise IntegrityError("INSERT INTO results …", {}, Exception("UNIQUE constraint failed"))
+
+    monkeypatch.setattr(results, "record", lost_race)
+    before = _count(sqlite_site)
+    client = sqlite_site.app.test_client()
+    response = client.post(IMPORT, data=_files(_good()), headers=bearer(sqlite_site, "office_u1"),
+                           content_type="multipart/form-data")
+    assert "相同编号" in error_of(response, 409)["message"]
+    page = sqlite_site.client("office_u1").post("/results/upload", data=_files(_good()),
+                                                content_type="multipart/form-data")
+    assert page.status_code == 409 and "请稍后重新上传" in page.get_data(as_text=True)
     assert _count(sqlite_site) == before

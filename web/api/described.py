@@ -14,7 +14,7 @@ from web.api.params import ResultsUpload
 
 describe(imports.import_results, "POST", "/results/import", tag="成果",
          summary="批量导入成果（CSV 或 XLSX）", answer=answers.ImportOut, body=ResultsUpload,
-         body_media="multipart/form-data", errors=(403, 413),
+         body_media="multipart/form-data", errors=(403, 409, 413),
          error_answers={400: answers.ImportRefusal},
          description="绑定高校或院所的技术转移办公室账号，导入本单位的成果，与“批量上传”页相同："
          "全部合格才导入，有一行不合格则整个文件不导入（400，rejected 列出问题）。"

@@ -48,6 +48,8 @@ def import_results() -> Any:
         message = outcome.problem or "有不合格的行，整个文件未导入"
         return ok({"error": {"status": 400, "message": message},
                    "rejected": rejected_json(outcome.rejected)}, 400)
+    if outcome.conflict:
+        fail(409, outcome.problem or "与其他同时进行的导入冲突，请重试")
     if outcome.report is None:
         problem = outcome.problem or "无法导入"
         fail(400, problem, {"file": problem})
