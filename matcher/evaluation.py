@@ -18,6 +18,7 @@ class EvalDoc:
     id: str
     title: str
     text: str
+    keywords: tuple[str, ...] = ()  # also in `text`; kept apart for the domain vocabulary
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,9 @@ def load_corpus(path: Path) -> list[EvalDoc]:
         body = " ".join(part for part in parts if part)
         # A document with neither title nor text is kept (the set's ids stay whole) but has
         # nothing to match on; the ranker leaves it out of its indexes.
-        docs.append(EvalDoc(str(rec["id"]), title, body))
+        raw = rec.get("keywords")
+        keywords = tuple(str(k) for k in raw if k) if isinstance(raw, list | tuple) else ()
+        docs.append(EvalDoc(str(rec["id"]), title, body, keywords))
     return docs
 
 

@@ -48,6 +48,7 @@ from matcher.retriever import Collection, Matcher
 from matcher.types import SIDES, ItemSource, Side
 from matcher.vector_common import TEMP_PREFIX, IndexFileError, sha256_of, write_atomically
 from matcher.vector_index import VectorIndex, open_index
+from matcher.vocabulary import EDIT_TOLERANCE, index_with, refreshed, vocabulary_of
 
 LOCK_FILE = ".write.lock"  # in <home>/indexes/
 
@@ -260,8 +261,14 @@ class IndexStore:
             coll.vectors.remove(np.array(gone, dtype=np.int64))
             coll.lexical.remove(gone)
         coll.items = {item.id: item for item in items}
+        # A sync sees every item: the BM25 side is re-cut whenever the keyword fields' domain
+        # vocabulary has changed at all (the fresh items are cut with it below).
+        fresh_set = set(fresh)
+        vocabulary = vocabulary_of(items)
+        if vocabulary != coll.lexical.vocabulary:
+            coll.lexical = index_with([i for i in items if i.id not in fresh_set], vocabulary)
+            self._unsaved.add(side)
         if fresh:
-            fresh_set = set(fresh)
             self.matcher.index_items([i for i in items if i.id in fresh_set], progress=progress)
         self._indexed_hashes[side] = dict(wanted)
         if gone or fresh or rebuilt or problem or side in self._unsaved \
@@ -358,6 +365,12 @@ class IndexStore:
         coll.items.update(live)
         if dropped or fresh:
             self._unsaved.add(side)
+            # An edit re-cuts the side only once the vocabulary has drifted far enough to
+            # matter (`matcher.vocabulary`); until then its words are cut as the index's are.
+            retokenised = refreshed(coll.lexical, list(coll.items.values()),
+                                    tolerance=EDIT_TOLERANCE)
+            if retokenised is not None:
+                coll.lexical = retokenised
         if save and side in self._unsaved:  # a facet-only edit changes nothing on disk
             self.save_side(side, change_id=change_id)
         return len(dropped) + len(fresh)

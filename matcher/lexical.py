@@ -11,6 +11,10 @@ its words go into a small tail of postings beside the packed, term-major arrays.
 tail or the dead rows grow past a fraction of the whole, one vectorised pass packs everything
 again. With 100,000 documents an edit costs well under a millisecond here, where rebuilding
 a bm25s index cost 11–13 s (`benchmarks/lexical.py`). Its files are `matcher.lexical_files`.
+
+Each index cuts documents and queries with one segmenter: jieba plus its own domain vocabulary
+(`matcher.vocabulary`), fixed when the index is made and saved with it; a new vocabulary means
+a new index (`vocabulary.refreshed`), never documents cut one way and queries another.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from matcher.lexical_files import (
     read_packed,
     save_packed,
 )
-from matcher.tokenize import tokenize
+from matcher.tokenize import Segmenter, normalise, segmenter
 
 K1 = 1.5
 B = 0.75
@@ -98,8 +102,19 @@ class _Growable:
 
 
 class LexicalIndex:
-    def __init__(self) -> None:
+    def __init__(self, vocabulary: Iterable[str] = ()) -> None:
+        self._segmenter: Segmenter = segmenter(
+            tuple(sorted({normalise(w) for w in vocabulary if w.strip()})))
         self._reset(empty_packed())
+
+    @property
+    def vocabulary(self) -> tuple[str, ...]:
+        """The domain words this index keeps whole (sorted, normalised)."""
+        return self._segmenter.vocabulary
+
+    def tokenize(self, text: str) -> list[str]:
+        """`text` cut as this index cuts documents and queries (explanations use it)."""
+        return self._segmenter.tokenize(text)
 
     def _reset(self, packed: PackedWords) -> None:
         """Take `packed` (live rows only) as the whole contents and index it term-major."""
@@ -140,7 +155,7 @@ class LexicalIndex:
         # A big batch skips the per-term tail and is packed once at the end.
         bulk = len(docs) > max(MIN_REPACK_ROWS, TAIL_SHARE * self.count())
         for doc_id, text in docs:
-            self._add_words(int(doc_id), tokenize(text), postings=not bulk)
+            self._add_words(int(doc_id), self.tokenize(text), postings=not bulk)
         if bulk:
             self._repack()
         else:
@@ -260,6 +275,7 @@ class LexicalIndex:
             starts=np.concatenate([[0], np.cumsum(np.concatenate(sizes))]).astype(np.int64),
             term_ids=renumber[term_ids].astype(np.int32),
             tfs=np.concatenate(tf_parts).astype(np.float32),
+            vocabulary=self.vocabulary,
         )
 
     # -- scoring ------------------------------------------------------------------
@@ -290,7 +306,8 @@ class LexicalIndex:
         total = self.count()
         if not total:
             return LexicalScores(ids, np.zeros(0, dtype=np.float32))
-        counted = Counter(self._term_id[w] for w in tokenize(query) if w in self._term_id)
+        counted = Counter(self._term_id[w] for w in self.tokenize(query)
+                          if w in self._term_id)
         acc = np.zeros(self._row_ids.size, dtype=np.float32)
         if counted:
             average = max(self._total_len / total, 1e-9)
@@ -330,11 +347,13 @@ class LexicalIndex:
     @classmethod
     def load(cls, directory: Path) -> LexicalIndex:
         path = cls.data_path(directory)
-        index = cls()
         if path.name == LEGACY_FILE:
+            index = cls()
             for doc_id, words in read_legacy(path):
                 index._add_words(doc_id, words, postings=False)
             index._repack()
         else:
-            index._reset(read_packed(path))
+            packed = read_packed(path)
+            index = cls(packed.vocabulary)
+            index._reset(packed)
         return index

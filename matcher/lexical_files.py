@@ -1,5 +1,11 @@
-"""The BM25 index on disk: the packed arrays `LexicalIndex` saves (numpy arrays and a JSON
-word list in one .npz, no pickle), and the older JSON-lines file it still reads."""
+"""The BM25 index on disk: the packed arrays `LexicalIndex` saves (numpy arrays, a JSON word
+list and the JSON domain vocabulary the words were cut with, in one .npz, no pickle), and the
+older JSON-lines file it still reads.
+
+The vocabulary sits in the same file as the postings so that one atomic write (and the one
+checksum hashes.json records) covers both: postings can never be read back with another
+vocabulary than the one that produced them. Files saved before it existed have none, which
+is exactly how they were cut (jieba's base dictionary)."""
 
 from __future__ import annotations
 
@@ -29,6 +35,7 @@ class PackedWords:
     starts: np.ndarray  # int64, len(rows) + 1: row r's words are [starts[r], starts[r+1])
     term_ids: np.ndarray  # int32
     tfs: np.ndarray  # float32
+    vocabulary: tuple[str, ...] = ()  # domain words the segmenter kept whole (sorted)
 
 
 def empty_packed() -> PackedWords:
@@ -47,18 +54,22 @@ def save_packed(packed: PackedWords, directory: Path) -> None:
     """Write a `LexicalIndex.packed()` snapshot atomically into `directory`."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    terms = np.frombuffer(json.dumps(packed.terms, ensure_ascii=False).encode("utf-8"),
-                          dtype=np.uint8)
+    terms = _json_bytes(packed.terms)
+    vocabulary = _json_bytes(list(packed.vocabulary))
 
     def write(path: Path) -> None:
         buffer = io.BytesIO()
         np.savez(buffer, schema=np.int64(SCHEMA_VERSION), terms=terms, doc_ids=packed.doc_ids,
                  lengths=packed.lengths, starts=packed.starts, term_ids=packed.term_ids,
-                 tfs=packed.tfs)
+                 tfs=packed.tfs, vocabulary=vocabulary)
         path.write_bytes(buffer.getbuffer())
 
     write_atomically(directory / DATA_FILE, write)
     (directory / LEGACY_FILE).unlink(missing_ok=True)
+
+
+def _json_bytes(value: list[str]) -> np.ndarray:
+    return np.frombuffer(json.dumps(value, ensure_ascii=False).encode("utf-8"), dtype=np.uint8)
 
 
 def read_packed(path: Path) -> PackedWords:
@@ -71,7 +82,9 @@ def read_packed(path: Path) -> PackedWords:
                                  data["lengths"].astype(np.float32),
                                  data["starts"].astype(np.int64),
                                  data["term_ids"].astype(np.int32),
-                                 data["tfs"].astype(np.float32))
+                                 data["tfs"].astype(np.float32),
+                                 tuple(json.loads(data["vocabulary"].tobytes().decode("utf-8")))
+                                 if "vocabulary" in data.files else ())
     except FileNotFoundError:
         raise
     except (OSError, KeyError, EOFError, ValueError, zipfile.BadZipFile) as error:

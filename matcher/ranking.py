@@ -11,8 +11,10 @@ import numpy as np
 
 from embeddings.base import Encoder, encode_document_windows
 from matcher.evaluation import EvalDoc, EvalQuery, Run, load_corpus, load_queries
+from matcher.lexical import LexicalIndex
 from matcher.retriever import Matcher, Mode
 from matcher.types import Item
+from matcher.vocabulary import domain_terms
 
 # Eval documents live on the "result" side: queries play the part of needs.
 SIDE = "result"
@@ -35,6 +37,10 @@ class EvalRanker:
         self.docs = list(docs)
         self.timings = RankTimings(queries_s={})
         self.matcher = Matcher(encoder if dense else None)
+        # BM25 cuts the set's text with the domain vocabulary of its keyword fields, as the
+        # platform's index does (the keywords are in `d.text` already, so not in Item's).
+        self.matcher.collections[SIDE].lexical = LexicalIndex(
+            domain_terms(d.keywords for d in self.docs))
         items = [Item(n, SIDE, d.title, d.text) for n, d in enumerate(self.docs)
                  if d.title or d.text]
         started = time.perf_counter()

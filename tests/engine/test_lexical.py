@@ -208,3 +208,17 @@ def test_words_give_the_explanation_terms_of_the_text(index):
             shared_terms(query, text, index.idf)
     with pytest.raises(KeyError):
         index.words(99)
+
+
+def test_a_file_saved_before_the_vocabulary_loads_with_none(tmp_path):
+    # postings.npz written without a "vocabulary" entry: cut with jieba's base dictionary.
+    idx = LexicalIndex()
+    idx.build(DOCS.items())
+    idx.save(tmp_path)
+    path = tmp_path / lexical_files.DATA_FILE
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files if name != "vocabulary"}
+    np.savez(path, **arrays)
+    again = LexicalIndex.load(tmp_path)
+    assert again.vocabulary == ()
+    assert again.search("锂电池正极材料", 2) == idx.search("锂电池正极材料", 2)
