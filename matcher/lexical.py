@@ -15,6 +15,15 @@ a bm25s index cost 11–13 s (`benchmarks/lexical.py`). Its files are `matcher.l
 Each index cuts documents and queries with one segmenter: jieba plus its own domain vocabulary
 (`matcher.vocabulary`), fixed when the index is made and saved with it; a new vocabulary means
 a new index (`vocabulary.refreshed`), never documents cut one way and queries another.
+
+A query's words can be weighted by the side the query comes from (`score(query_side=...)`):
+a need's 希望 我司 预算 合作 are in most needs and say what kind of text it is, not what it is
+about, so each word's idf is multiplied by one minus the share of the query side's documents
+that hold it (`query_weight`). Derived from the platform's own other side, so it works for any
+corpus and language, and symmetric: a result's 本发明 所述 weigh little against needs. On the
+need → result set it lifted lexical nDCG@10 0.658 → 0.665 (P@5 0.235 → 0.239) with the older
+sets within ±0.001 but patent-title +0.004; a ratio of the two sides' document frequencies
+did worse on csl-keywords (−0.016) and brought up many unjudged results.
 """
 
 from __future__ import annotations
@@ -44,6 +53,10 @@ B = 0.75
 TAIL_SHARE = 0.125
 DEAD_SHARE = 0.25
 MIN_REPACK_ROWS = 256
+# Query-side weighting (`query_weight`): a side this small says nothing about which words
+# mark its texts, and no word is weighted below the floor.
+MIN_QUERY_SIDE = 30
+WEIGHT_FLOOR = 0.1
 
 
 @dataclass(frozen=True)
@@ -229,6 +242,20 @@ class LexicalIndex:
         term_ids, _ = self._words_of(self._row_of[int(doc_id)])
         return [self._terms[t] for t in term_ids.tolist()]
 
+    def share(self, term: str) -> float:
+        """The share of the indexed documents holding `term` (0 for an unseen term)."""
+        tid = self._term_id.get(term)
+        total = self.count()
+        return int(self._df.data[tid]) / total if tid is not None and total else 0.0
+
+    def query_weight(self, term: str) -> float:
+        """How much `term` says about a query drawn from this index's side: one minus the
+        share of its documents holding it, floored; 1 for every term while the side is
+        too small to tell."""
+        if self.count() < MIN_QUERY_SIDE:
+            return 1.0
+        return max(1.0 - self.share(term), WEIGHT_FLOOR)
+
     def idf(self, term: str) -> float:
         """BM25's idf of a term (the one Lucene uses); unseen terms count as found once."""
         total = max(self.count(), 1)
@@ -300,8 +327,11 @@ class LexicalIndex:
             tfs = np.concatenate([tfs, np.array(tail[1], dtype=np.float32)])
         return rows, tfs
 
-    def score(self, query: str) -> LexicalScores:
-        """BM25 scores of every indexed item for `query`, computed once and read many ways."""
+    def score(self, query: str, *, query_side: LexicalIndex | None = None) -> LexicalScores:
+        """BM25 scores of every indexed item for `query`, computed once and read many ways.
+
+        `query_side`: the index of the side the query comes from (the needs, for a need
+        searching results); its `query_weight` scales each word's idf."""
         ids, rows = self._live_order()
         total = self.count()
         if not total:
@@ -317,6 +347,8 @@ class LexicalIndex:
                 if df <= 0:
                     continue
                 idf = math.log(1 + (total - df + 0.5) / (df + 0.5))
+                if query_side is not None:
+                    idf *= query_side.query_weight(self._terms[tid])
                 post_rows, tfs = self._postings(tid)
                 # A row holds a term once, so this fancy-indexed add meets no duplicates.
                 acc[post_rows] += (times * idf) * tfs / (tfs + norm[post_rows])

@@ -18,6 +18,7 @@ from matcher.vocabulary import domain_terms
 
 # Eval documents live on the "result" side: queries play the part of needs.
 SIDE = "result"
+QUERY_SIDE = "need"
 
 
 @dataclass
@@ -57,6 +58,10 @@ class EvalRanker:
     def rank(self, queries: Sequence[EvalQuery], *, k: int, mode: Mode,
              progress: bool = False) -> Run:
         started = time.perf_counter()
+        # The queries play the needs: their BM25 index is the query side whose common words
+        # (希望 预算 我司 ...) the result side's BM25 weighs down (`LexicalIndex.query_weight`).
+        self.matcher.collections[QUERY_SIDE].lexical.build(
+            (n, q.text) for n, q in enumerate(queries))
         results = self.matcher.search_many(
             [q.text for q in queries], side=SIDE, k=k, mode=mode, explain=False,
             progress=progress,

@@ -222,3 +222,43 @@ def test_a_file_saved_before_the_vocabulary_loads_with_none(tmp_path):
     again = LexicalIndex.load(tmp_path)
     assert again.vocabulary == ()
     assert again.search("锂电池正极材料", 2) == idx.search("锂电池正极材料", 2)
+
+
+def _need_side() -> LexicalIndex:
+    # Needs as firms write them: each says 希望 … 合作 … 预算, and one technical subject.
+    subjects = ["锂电池正极包覆", "视觉缺陷检测", "光伏清洗机器人", "污水脱氮工艺", "轴承寿命预测",
+                "涂层附着力", "储能热管理", "焊缝识别", "纺织染色", "芯片封装散热"]
+    needs = LexicalIndex()
+    needs.build((n, f"我司希望寻求{subjects[n % 10]}技术合作，预算五十万元")
+                for n in range(lexical.MIN_QUERY_SIDE))
+    return needs
+
+
+def test_query_weight_demotes_the_words_that_mark_a_need():
+    needs = _need_side()
+    assert needs.query_weight("希望") == pytest.approx(lexical.WEIGHT_FLOOR)
+    assert needs.query_weight("合作") < 0.5
+    assert needs.query_weight("包覆") == pytest.approx(0.9)  # one need in ten
+    assert needs.query_weight("石墨烯") == 1.0  # no need says it
+    # Too few needs to tell which words mark them: nothing is weighted.
+    small = LexicalIndex()
+    small.build([(1, "希望合作")])
+    assert small.query_weight("希望") == 1.0
+
+
+def test_need_marker_words_no_longer_outrank_the_subject():
+    results = LexicalIndex()
+    results.build([
+        (1, "高镍正极材料的包覆改性方法"),
+        (2, "校企合作模式研究：希望与现实"),  # shares only the need-marker words
+        (3, "视觉检测系统"),
+    ])
+    need = "我司希望寻求锂电池正极包覆技术合作"
+    plain = results.score(need)
+    weighted = results.score(need, query_side=_need_side())
+    assert plain.of(np.array([2]))[0] > plain.of(np.array([1]))[0]  # the markers win unweighted
+    assert weighted.top(1)[0][0] == 1
+    assert weighted.of(np.array([2]))[0] < plain.of(np.array([2]))[0]
+    # Words no need holds keep their full weight.
+    assert results.score("系统", query_side=_need_side()).of(np.array([3]))[0] == \
+        pytest.approx(results.score("系统").of(np.array([3]))[0])
