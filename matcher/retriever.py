@@ -50,6 +50,15 @@ def window_owner(ids: np.ndarray) -> np.ndarray:
     return ids // WINDOW_SLOTS
 
 
+def known_share(lexical: LexicalIndex, text: str) -> float:
+    """The share of the query's distinct words that occur in the index (fusion's evidence for
+    BM25: a word no document holds is one BM25 cannot see); 0 for a query with no words."""
+    words = set(lexical.tokenize(text))
+    if not words:
+        return 0.0
+    return sum(1 for w in words if lexical.share(w) > 0) / len(words)
+
+
 def _fold_windows(windows: np.ndarray) -> np.ndarray:
     """At most WINDOW_SLOTS windows: any beyond are averaged into the last slot."""
     if len(windows) <= WINDOW_SLOTS:
@@ -326,7 +335,8 @@ class Matcher:
             return []
         dense = coll.dense_scores(candidate_ids, query_vector)
         lexical = lexical_scores.of(candidate_ids)
-        fused = self.fusion.fuse(text, dense.astype(np.float32), lexical)
+        fused = self.fusion.fuse(text, dense.astype(np.float32), lexical,
+                                 known_share=known_share(coll.lexical, text))
         order = np.argsort(-fused, kind="stable")
         return [
             (int(candidate_ids[p]), float(fused[p]), float(dense[p]), float(lexical[p]))

@@ -3,7 +3,7 @@ import pytest
 
 from embeddings.fake import FakeEncoder
 from matcher.filters import Filters
-from matcher.retriever import LATER_WINDOW_DISCOUNT, Matcher
+from matcher.retriever import LATER_WINDOW_DISCOUNT, Matcher, known_share
 from matcher.types import Item
 
 RESULTS = [
@@ -78,6 +78,15 @@ def test_free_text_finds_the_right_side(matcher, mode):
     matches = matcher.search("锂电池正极包覆", side="result", k=3, mode=mode)
     assert matches[0].id in {1, 5}
     assert all(m.id < 100 for m in matches)
+
+
+def test_known_share_counts_the_query_words_the_index_holds(matcher):
+    lexical = matcher.collections["result"].lexical
+    assert known_share(lexical, "锂电池 正极") == 1.0
+    assert known_share(lexical, "quantum photonics lattice") == 0.0
+    mixed = known_share(lexical, "lithium battery 电池 coating")
+    assert 0.0 < mixed < 0.5
+    assert known_share(lexical, "，。") == 0.0  # no words at all: no evidence
 
 
 def test_need_to_results_and_result_to_needs(matcher):
