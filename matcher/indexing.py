@@ -48,7 +48,13 @@ from matcher.retriever import Collection, Matcher
 from matcher.types import SIDES, ItemSource, Side
 from matcher.vector_common import TEMP_PREFIX, IndexFileError, sha256_of, write_atomically
 from matcher.vector_index import VectorIndex, open_index
-from matcher.vocabulary import EDIT_TOLERANCE, index_with, refreshed, vocabulary_of
+from matcher.vocabulary import (
+    EDIT_TOLERANCE,
+    brings_new_terms,
+    index_with,
+    refreshed,
+    vocabulary_of,
+)
 
 LOCK_FILE = ".write.lock"  # in <home>/indexes/
 
@@ -365,8 +371,9 @@ class IndexStore:
         coll.items.update(live)
         if dropped or fresh:
             self._unsaved.add(side)
-            # An edit re-cuts the side only once the vocabulary has drifted far enough to
-            # matter (`matcher.vocabulary`); until then its words are cut as the index's are.
+        # An edit re-cuts the side only once the vocabulary has drifted far enough to matter
+        # (`matcher.vocabulary`); until then its words are cut as the index's are.
+        if fresh and brings_new_terms(coll.lexical.vocabulary, fresh):
             retokenised = refreshed(coll.lexical, list(coll.items.values()),
                                     tolerance=EDIT_TOLERANCE)
             if retokenised is not None:

@@ -73,10 +73,11 @@ class Segmenter:
         return [t for t in self._jieba.lcut_for_search(normalise(text)) if _CONTENT.search(t)]
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=4)
 def segmenter(vocabulary: tuple[str, ...] = ()) -> Segmenter:
     """The shared segmenter for a vocabulary (indexes with the same vocabulary, such as a
-    reloaded one, share one dictionary copy)."""
+    reloaded one, share one dictionary copy). Few are kept: each holds ~15 MB, and a server
+    only needs the vocabularies in force (an index keeps its own alive anyway)."""
     return Segmenter(vocabulary)
 
 

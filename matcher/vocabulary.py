@@ -44,8 +44,19 @@ def domain_terms(keyword_lists: Iterable[Sequence[str]], *,
     for keywords in keyword_lists:
         counts.update({normalise(k).strip() for k in keywords})
     return tuple(sorted(term for term, n in counts.items()
-                        if n >= min_documents and _TERM.fullmatch(term)
-                        and not known_word(term)))
+                        if n >= min_documents and _candidate(term)))
+
+
+def _candidate(term: str) -> bool:
+    return bool(_TERM.fullmatch(term)) and not known_word(term)
+
+
+def brings_new_terms(vocabulary: Sequence[str], items: Iterable[Item]) -> bool:
+    """Could these (new or edited) items add a term to `vocabulary`? A cheap test that spares
+    an edit counting every item's keywords when it cannot matter."""
+    active = set(vocabulary)
+    return any(term not in active and _candidate(term)
+               for item in items for term in (normalise(k).strip() for k in item.keywords))
 
 
 def vocabulary_of(items: Iterable[Item]) -> tuple[str, ...]:

@@ -13,7 +13,14 @@ from matcher.lexical import LexicalIndex
 from matcher.sources import MemoryItems
 from matcher.tokenize import content_terms, tokenize
 from matcher.types import Item
-from matcher.vocabulary import EDIT_TOLERANCE, domain_terms, drift, refreshed, vocabulary_of
+from matcher.vocabulary import (
+    EDIT_TOLERANCE,
+    brings_new_terms,
+    domain_terms,
+    drift,
+    refreshed,
+    vocabulary_of,
+)
 
 TERMS = ("水肥一体化", "热失控", "化学机械抛光")
 
@@ -135,3 +142,17 @@ def test_an_edit_re_cuts_only_when_the_vocabulary_drifts_far(tmp_path: Path) -> 
     lexical = store.matcher.collections["result"].lexical
     assert "孤立关键词组" in lexical.vocabulary and "孤立关键词组" in lexical.words(7)
     assert store.check(source)[1].changed is False
+
+
+def test_an_edit_that_brings_no_domain_term_keeps_the_index(tmp_path: Path) -> None:
+    source = MemoryItems(CORPUS)
+    store = IndexStore(tmp_path, FakeEncoder())
+    store.sync(source)
+    lexical = store.matcher.collections["result"].lexical
+    assert not brings_new_terms(lexical.vocabulary, [_result(9, "甲", "乙", "热失控", "电池")])
+    assert brings_new_terms(lexical.vocabulary, [_result(9, "甲", "乙", "新型关键词")])
+    # A keyword of one result only: a candidate, but not yet a domain term: no re-cut.
+    source.put(_result(9, "固态电解质", "硫化物电解质界面。", "硫化物固态电解质"))
+    store.items_changed(source, "result", [9])
+    assert store.matcher.collections["result"].lexical is lexical
+    assert 9 in lexical
