@@ -96,8 +96,15 @@ class FuzzRun:
                 f"{stats.get('slowest_s', 0)} s, findings: {len(self.findings)}")
 
 
+# Linux keeps a process's peak RSS across exec, and a child started by vfork + exec inherits
+# its parent's: launched straight from a pytest that has loaded the model (4 GB), libFuzzer's
+# -rss_limit_mb check saw 4 GB before its first input and called every run an out-of-memory.
+# A shell that forks the harness gives it a peak of its own.
+_FRESH_PEAK_RSS = ["sh", "-c", '"$@"; exit $?', "fuzz-harness"]
+
+
 def harness_command(fmt: str, flags: list[str]) -> list[str]:
-    return [sys.executable, "-m", "tests.fuzz.harness", fmt, *flags]
+    return [*_FRESH_PEAK_RSS, sys.executable, "-m", "tests.fuzz.harness", fmt, *flags]
 
 
 def write_dictionary(fmt: str, path: Path) -> Path:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.fuzz.harness import SELFTEST_CRASH, SELFTEST_HANG
-from tests.fuzz.run import fuzz
+from tests.fuzz.run import RSS_LIMIT_MB, fuzz
 
 BUDGET_S = {"csv": 15, "jsonl": 15, "xlsx": 30}
 # The suite's runs take fixed random choices: what CI explores in its minute is what was
@@ -61,3 +61,14 @@ def test_the_runner_reports_a_quiet_run_as_clean(tmp_path: Path) -> None:
     result = fuzz("selftest", 2, tmp_path / "work", seeds=_seeded(tmp_path, b"plain"))
     assert result.findings == [] and result.returncode == 0, result.log[-3000:]
     assert result.stats["execs"] > 0
+
+
+def test_a_big_parent_does_not_count_against_the_fuzzers_memory_limit(tmp_path: Path) -> None:
+    """The suite's pytest holds the model (GBs) when it starts a fuzz run; the run's memory
+    limit must measure the fuzzer alone (CI failed every fuzz test on this once)."""
+    ballast = bytearray(RSS_LIMIT_MB * 1024 * 1024 + 256 * 1024 * 1024)
+    for offset in range(0, len(ballast), 4096):  # touch every page: resident, not reserved
+        ballast[offset] = 1
+    result = fuzz("selftest", 2, tmp_path / "work", seeds=_seeded(tmp_path, b"plain"))
+    del ballast
+    assert result.findings == [] and result.returncode == 0, result.log[-3000:]
