@@ -56,11 +56,11 @@ def test_a_lexical_side_with_one_stray_hit_gets_little_weight():
     trusted = Fusion().fuse(PROSE, DENSE, STRAY)
     # Full weight (min-max lifts the stray hit to 1): it climbs over a better dense match.
     assert np.argsort(-trusted, kind="stable").tolist() == [0, 1, 2, 4, 3]
-    # One word in ten is in the index: BM25 keeps 0.15 of its weight, the dense order holds.
+    # One word in ten is in the index: BM25 keeps 0.15² of its weight, the dense order holds.
     fused = Fusion().fuse(PROSE, DENSE, STRAY, known_share=0.1)
     assert np.argsort(-fused, kind="stable").tolist() == [0, 1, 2, 3, 4]
-    assert fused[4] == pytest.approx(0.3 * 0.15 / (0.7 + 0.3 * 0.15), abs=1e-6)
-    assert 0.0 <= fused.min() and fused.max() <= 1.0
+    assert fused[4] == pytest.approx(0.3 * 0.15**2 / (0.7 + 0.3 * 0.15**2), abs=1e-6)
+    assert fused.min() >= 0.0 and fused.max() <= 1.0
 
 
 def test_an_evident_lexical_side_keeps_its_weight_and_order():
@@ -78,7 +78,8 @@ def test_an_evident_lexical_side_keeps_its_weight_and_order():
 
 def test_lexical_evidence_grows_with_the_known_share_up_to_full():
     assert lexical_evidence(0.0) == 0.0
-    assert lexical_evidence(1 / 3) == pytest.approx(0.5)
+    assert lexical_evidence(1 / 3) == pytest.approx(0.25)
+    assert lexical_evidence(0.5) == pytest.approx(0.5625)
     assert lexical_evidence(FULL_EVIDENCE_SHARE) == pytest.approx(1.0)
     assert lexical_evidence(1.0) == 1.0
     with pytest.raises(ValueError, match="share"):
