@@ -16,17 +16,20 @@ EXPLAINED_FACETS = ("industry", "region", "result_type", "maturity", "cooperatio
 
 def shared_terms(
     query_text: str, doc_text: str, idf: Callable[[str], float], limit: int = 12, *,
-    doc_words: Iterable[str] | None = None,
+    doc_words: Iterable[str] | None = None, query_words: Iterable[str] | None = None,
 ) -> tuple[SharedTerm, ...]:
     """Content words found in both texts, rarest (most telling) first.
 
     A shared term that is part of a longer shared term (电池 inside 锂离子电池) is dropped so the
-    explanation lists each idea once, at its most specific. `doc_words`, the document's words
-    as the BM25 index holds them, saves segmenting `doc_text` again.
+    explanation lists each idea once, at its most specific. `doc_words` and `query_words`, the
+    texts as the BM25 index cuts them (with its domain vocabulary), save segmenting again and
+    keep domain terms whole.
     """
     doc_terms = content_terms(doc_words) if doc_words is not None \
         else explanation_terms(doc_text)
-    common = explanation_terms(query_text) & doc_terms
+    query_terms = content_terms(query_words) if query_words is not None \
+        else explanation_terms(query_text)
+    common = query_terms & doc_terms
     specific = [t for t in common if not any(t != other and t in other for other in common)]
     ranked = sorted(specific, key=lambda t: (-idf(t), -len(t), t))
     return tuple(SharedTerm(t, round(idf(t), 3)) for t in ranked[:limit])

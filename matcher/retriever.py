@@ -257,9 +257,13 @@ class Matcher:
         exclude: Sequence[int | None] | None = None,
         progress: bool = False,
         query_vectors: np.ndarray | None = None,
+        query_side: Side | None = None,
     ) -> list[list[Match]]:
         """`query_vectors`, when given, are the texts' encodings (callers that encode outside
-        a lock); otherwise the texts are encoded here."""
+        a lock); otherwise the texts are encoded here. `query_side` is the side the texts come
+        from (by default the other side: free text searching results is a firm's need); BM25
+        weighs down the words common on that side (需求 希望 预算 for needs), see
+        `LexicalIndex.query_weight`."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         if k < 1:
@@ -267,6 +271,7 @@ class Matcher:
         if mode != "lexical" and self.encoder is None:
             raise ValueError(f"mode {mode!r} needs an encoder; this matcher is lexical-only")
         coll = self.collections[side]
+        source = self.collections[query_side or _other(side)].lexical
         allowed = coll.allowed_ids(filters)
         if mode == "lexical":
             query_vectors = None
@@ -282,7 +287,7 @@ class Matcher:
             skip = exclude[n] if exclude else None
             ranked = self._rank_one(
                 coll, text, None if query_vectors is None else query_vectors[n],
-                dense_hits[n], allowed, mode, depth,
+                dense_hits[n], allowed, mode, depth, source,
             )
             ranked = [r for r in ranked if r[0] != skip][:k]
             facets = query_facets[n] if query_facets else {}
@@ -307,6 +312,7 @@ class Matcher:
             [item.full_text], side=target, k=k, mode=mode, filters=filters, explain=explain,
             query_facets=[item.facets], exclude=exclude,
             query_vectors=None if query_vector is None else query_vector[None, :],
+            query_side=item.side,
         )[0]
 
     # -- internals ------------------------------------------------------------------------
@@ -319,11 +325,12 @@ class Matcher:
         allowed: np.ndarray | None,
         mode: Mode,
         depth: int,
+        query_side: LexicalIndex,
     ) -> list[tuple[int, float, float, float]]:
         """(id, fused score, dense score, lexical score), best first."""
         if mode == "dense":
             return [(i, s, s, float("nan")) for i, s in dense_hits]
-        lexical_scores = coll.lexical.score(text)
+        lexical_scores = coll.lexical.score(text, query_side=query_side)
         lexical_hits = lexical_scores.top(depth + 1, allowed_ids=allowed)
         if mode == "lexical":
             return [(i, s, float("nan"), s) for i, s in lexical_hits]
@@ -353,6 +360,9 @@ class Matcher:
     ) -> list[Match]:
         if not explain:
             return [Match(i, fused) for i, fused, _, _ in ranked]
+        # The query cut as the index cuts it: the index's own vocabulary keeps domain terms
+        # (化学机械抛光) whole in the explanation too.
+        query_words = coll.lexical.tokenize(text)
         dense_ranks = list_ranks([dense for _, _, dense, _ in ranked])
         lexical_ranks = list_ranks([lexical for _, _, _, lexical in ranked])
         matches = []
@@ -363,9 +373,14 @@ class Matcher:
                 lexical_score=lexical,
                 shared_terms=shared_terms(
                     text, item.full_text, coll.lexical.idf,
-                    doc_words=coll.lexical.words(i) if i in coll.lexical else None),
+                    doc_words=coll.lexical.words(i) if i in coll.lexical else None,
+                    query_words=query_words),
                 facets_agreed=agreed_facets(query_facets, item),
                 dense_rank=dense_ranks[n],
                 lexical_rank=lexical_ranks[n],
             )))
         return matches
+
+
+def _other(side: Side) -> Side:
+    return "need" if side == "result" else "result"

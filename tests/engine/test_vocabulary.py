@@ -156,3 +156,26 @@ def test_an_edit_that_brings_no_domain_term_keeps_the_index(tmp_path: Path) -> N
     store.items_changed(source, "result", [9])
     assert store.matcher.collections["result"].lexical is lexical
     assert 9 in lexical
+
+
+def test_a_match_explains_with_the_domain_term_whole(tmp_path: Path) -> None:
+    store, _ = open_store(tmp_path, FakeEncoder(), MemoryItems(CORPUS))
+    match = store.matcher.search("我司需要晶圆化学机械抛光液的国产替代", side="result", k=1,
+                                 mode="lexical")[0]
+    assert match.id == 5
+    terms = [term.term for term in match.explanation.shared_terms]
+    assert "化学机械抛光" in terms and "化学" not in terms and "机械" not in terms
+
+
+def test_words_common_in_needs_weigh_little_when_a_need_searches_results(
+        tmp_path: Path) -> None:
+    """Forty needs all say 我司 希望 合作; a result that shares only those words must not
+    outrank one that shares the subject (the need side is the default query side)."""
+    needs = [Item(id=100 + n, side="need", title=f"需求{n}",
+                  text=f"我司希望合作开发第{n}类产品的工艺。") for n in range(40)]
+    results = [_result(1, "希望合作", "我司希望合作，我司希望合作。"),
+               _result(2, "涂层干燥工艺", "一种涂层的低温干燥工艺。")]
+    results += [_result(10 + n, f"其他成果{n}", f"与本题无关的第{n}项内容。") for n in range(30)]
+    store, _ = open_store(tmp_path, FakeEncoder(), MemoryItems([*needs, *results]))
+    ranked = store.matcher.search("我司希望合作：涂层干燥", side="result", k=2, mode="lexical")
+    assert ranked[0].id == 2
