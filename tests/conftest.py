@@ -65,3 +65,14 @@ def sqlite_site(tmp_path: Path):  # noqa: ANN201
                      WTF_CSRF_ENABLED=False)
     yield site
     site.app.extensions["matcher.engine"].dispose()
+
+
+@pytest.fixture
+def csrf_site(tmp_path: Path):  # noqa: ANN201
+    """The seeded site on SQLite with CSRF checks on, as in production (the other sites turn
+    them off so tests can post forms without reading a token first)."""
+    from tests.support.web import make_site
+
+    site = make_site(f"sqlite:///{tmp_path / 'csrf.sqlite'}", tmp_path / "home")
+    yield site
+    site.app.extensions["matcher.engine"].dispose()

@@ -6,6 +6,7 @@ industries, so that matches are predictable with the fake encoder's lexical half
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,3 +120,13 @@ def make_site(db_url: str, home: Path, **config: Any) -> Site:
 
         service()  # build the indexes from the seeded database, as a server start does
     return Site(app, ids)
+
+
+CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_token(html: str) -> str:
+    """The CSRF token a page's form carries."""
+    found = CSRF_INPUT.search(html)
+    assert found, "page has no CSRF token"
+    return found.group(1)

@@ -7,17 +7,13 @@ and on the API (which authenticates cookies through the same Flask-Login loader)
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
-import pytest
 from alembic.command import upgrade as upgrade_to
 from flask.testing import FlaskClient
 from sqlalchemy import select, text
 
 from corpora.db import alembic_config, create_engine_for, upgrade
 from corpora.models import User
-from tests.support.web import PASSWORD, Site, make_site
+from tests.support.web import PASSWORD, Site, csrf_token
 from web.database import sessions
 
 NEED = "工业机器人视觉抓取精度提升"  # firm_a's
@@ -173,24 +169,11 @@ def test_a_session_whose_generation_is_missing_is_signed_out(sqlite_site: Site) 
     assert_signed_out(firm, sqlite_site.ids["need"][NEED])
 
 
-@pytest.fixture
-def csrf_site(tmp_path: Path):  # noqa: ANN201
-    site = make_site(f"sqlite:///{tmp_path / 'csrf.sqlite'}", tmp_path / "home")
-    yield site
-    site.app.extensions["matcher.engine"].dispose()
-
-
-def _csrf(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found, "page has no CSRF token"
-    return found.group(1)
-
-
 def test_sign_in_never_keeps_a_session_planted_before_it(csrf_site: Site) -> None:
     """Session fixation: an attacker visits /login, plants that cookie (and so a CSRF token the
     attacker knows) in the victim's browser, and waits for the victim to sign in."""
     attacker = csrf_site.app.test_client()
-    known_token = _csrf(attacker.get("/login").get_data(as_text=True))
+    known_token = csrf_token(attacker.get("/login").get_data(as_text=True))
     planted = stolen(attacker)
     victim = replay(csrf_site, planted)
     signed_in = victim.post("/login", data={"username": "firm_a", "password": PASSWORD,
@@ -206,10 +189,12 @@ def test_sign_in_never_keeps_a_session_planted_before_it(csrf_site: Site) -> Non
         assert len(first_id) >= 32
     assert replay(csrf_site, planted).get("/needs/mine").status_code == 302
     # Each sign-in gets a fresh id.
-    victim.post("/logout", data={"csrf_token": _csrf(victim.get("/account").get_data(
-        as_text=True))})
+    def page_token(path: str) -> str:
+        return csrf_token(victim.get(path).get_data(as_text=True))
+
+    victim.post("/logout", data={"csrf_token": page_token("/account")})
     victim.post("/login", data={"username": "firm_a", "password": PASSWORD,
-                                "csrf_token": _csrf(victim.get("/login").get_data(as_text=True))})
+                                "csrf_token": page_token("/login")})
     with victim.session_transaction() as session:
         assert session["sid"] != first_id
 

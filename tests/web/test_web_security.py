@@ -2,38 +2,23 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
 from corpora.models import Need, Result
-from tests.support.web import PASSWORD, Site, make_site
+from tests.support.web import PASSWORD, Site, csrf_token
 from web.database import sessions
 
 
-@pytest.fixture
-def csrf_site(tmp_path: Path):  # noqa: ANN201
-    site = make_site(f"sqlite:///{tmp_path / 'csrf.sqlite'}", tmp_path / "home")
-    yield site
-    site.app.extensions["matcher.engine"].dispose()
-
-
-def _token(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found, "page has no CSRF token"
-    return found.group(1)
-
-
-def test_forms_need_a_csrf_token(csrf_site: Site) -> None:
+def test_forms_need_a_csrfcsrf_token(csrf_site: Site) -> None:
     client = csrf_site.app.test_client()
     page = client.get("/login").get_data(as_text=True)
     refused = client.post("/login", data={"username": "firm_a", "password": PASSWORD})
     assert refused.status_code == 400
     assert "CSRF" in refused.get_data(as_text=True)
     accepted = client.post("/login", data={"username": "firm_a", "password": PASSWORD,
-                                           "csrf_token": _token(page)})
+                                           "csrf_token": csrf_token(page)})
     assert accepted.status_code == 302
     form = client.get("/needs/new").get_data(as_text=True)
     data = {"title": "需求", "description": "一段描述"}
@@ -41,12 +26,13 @@ def test_forms_need_a_csrf_token(csrf_site: Site) -> None:
     with csrf_site.app.app_context(), sessions()() as db:
         assert db.scalar(select(func.count()).select_from(Need)
                          .where(Need.description == "一段描述")) == 0
-    assert client.post("/needs/new", data=data | {"csrf_token": _token(form)}).status_code == 302
+    posted = client.post("/needs/new", data=data | {"csrf_token": csrf_token(form)})
+    assert posted.status_code == 302
 
 
 def test_session_cookie_is_httponly_and_samesite(csrf_site: Site) -> None:
     client = csrf_site.app.test_client()
-    token = _token(client.get("/login").get_data(as_text=True))
+    token = csrf_token(client.get("/login").get_data(as_text=True))
     response = client.post("/login", data={"username": "firm_a", "password": PASSWORD,
                                            "csrf_token": token})
     cookie = next(h for h in response.headers.getlist("Set-Cookie") if h.startswith("session="))
