@@ -22,6 +22,7 @@ from matcher.explain import agreed_facets, list_ranks, shared_terms
 from matcher.filters import Filters
 from matcher.fusion import Fusion, default_fusion
 from matcher.lexical import LexicalIndex
+from matcher.strength import default_model, features
 from matcher.types import SIDES, Explanation, Item, Match, Side
 from matcher.vector_index import VectorIndex, new_index
 
@@ -365,9 +366,16 @@ class Matcher:
         query_words = coll.lexical.tokenize(text)
         dense_ranks = list_ranks([dense for _, _, dense, _ in ranked])
         lexical_ranks = list_ranks([lexical for _, _, _, lexical in ranked])
+        # Strength is calibrated on hybrid rankings: both scores, the query's known share
+        # and the place in the list (`matcher.strength`).
+        share = known_share(coll.lexical, text)
         matches = []
         for n, (i, fused, dense, lexical) in enumerate(ranked):
             item = coll.items[i]
+            strength = (
+                None if np.isnan(dense) or np.isnan(lexical)
+                else default_model().assess(features(dense, lexical, share, n + 1))
+            )
             matches.append(Match(i, fused, Explanation(
                 dense_score=dense,
                 lexical_score=lexical,
@@ -378,6 +386,7 @@ class Matcher:
                 facets_agreed=agreed_facets(query_facets, item),
                 dense_rank=dense_ranks[n],
                 lexical_rank=lexical_ranks[n],
+                strength=strength,
             )))
         return matches
 

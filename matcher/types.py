@@ -41,6 +41,15 @@ class SharedTerm:
 
 
 @dataclass(frozen=True)
+class Strength:
+    """How likely a match is to answer its query, as the judged set calibrates it
+    (`matcher.strength`): a probability and the label users read (强 / 较强 / 一般 / 弱)."""
+
+    label: str
+    probability: float
+
+
+@dataclass(frozen=True)
 class Explanation:
     """Why a match ranks where it does. `dense_rank` and `lexical_rank` place its dense and
     lexical scores among those of the matches returned with it (1 = highest); None where
@@ -52,6 +61,8 @@ class Explanation:
     facets_agreed: tuple[str, ...] = ()
     dense_rank: int | None = None
     lexical_rank: int | None = None
+    # None where the calibration does not apply (dense-only or lexical-only ranking).
+    strength: Strength | None = None
 
 
 @dataclass(frozen=True)
