@@ -13,13 +13,19 @@ from sqlalchemy.orm import Session, selectinload
 from corpora.models import Need, Result
 from corpora.sides import is_matchable, model_for
 from matcher.filters import Filters
-from matcher.types import Match, Side
+from matcher.types import Match, Side, Strength
 
 # Request parameters that become engine filters, per target side.
 FILTER_PARAMS: dict[Side, tuple[str, ...]] = {
     "result": ("industry", "result_type", "maturity", "institution", "cooperation_mode"),
     "need": ("industry", "cooperation_mode", "city", "institution"),
 }
+
+
+# The labels a firm can act on; below them a match is a near miss, not an answer.
+STRONG_LABELS = ("强", "较强")
+# Each label's CSS class (strength-strong ...): ASCII names for the stylesheet.
+STRENGTH_CLASSES = {"强": "strong", "较强": "good", "一般": "fair", "弱": "weak"}
 
 
 class BadFilter(ValueError):
@@ -81,8 +87,21 @@ class MatchRow:
             parts.append(f"{len(exp.facets_agreed)} 项条件一致")
         return "；".join(parts)
 
+    @property
+    def strength(self) -> Strength | None:
+        """How likely this match answers the query (`matcher.strength`); None outside hybrid
+        ranking or without an explanation."""
+        exp = self.match.explanation
+        return None if exp is None else exp.strength
+
+    @property
+    def strength_class(self) -> str:
+        strength = self.strength
+        return "" if strength is None else STRENGTH_CLASSES[strength.label]
+
     def as_json(self) -> dict[str, Any]:
         exp = self.match.explanation
+        strength = self.strength
 
         def number(value: float) -> float | None:
             return None if value is None or math.isnan(value) else round(float(value), 4)
@@ -90,6 +109,8 @@ class MatchRow:
         return {
             "id": self.row.id, "rank": self.rank, "score": round(self.match.score, 4),
             "title": self.row.title, "organisation": self.row.organisation.name,
+            "strength": None if strength is None else {
+                "label": strength.label, "probability": strength.probability},
             "explanation": None if exp is None else {
                 "dense_score": number(exp.dense_score),
                 "lexical_score": number(exp.lexical_score),
@@ -126,3 +147,11 @@ def match_rows(session: Session, side: Side, matches: Sequence[Match]) -> list[M
                  tuple(t.term for t in m.explanation.shared_terms) if m.explanation else ())
         for rank, m in enumerate(kept, start=1)
     ]
+
+
+def none_strong(rows: Sequence[MatchRow]) -> bool:
+    """Whether these matches are rated and none is 强 or 较强: then the page says so plainly
+    rather than let the best of weak matches pass for an answer. (Unrated matches, from a
+    ranking the calibration does not cover, claim nothing either way.)"""
+    rated = [r.strength for r in rows if r.strength is not None]
+    return bool(rated) and not any(s.label in STRONG_LABELS for s in rated)

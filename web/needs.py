@@ -23,7 +23,7 @@ from web.auth import role_required
 from web.database import get_db
 from web.item_pages import ItemPages, edit_page, new_page, signed_in_user, status_page
 from web.matching import service
-from web.matchview import FILTER_PARAMS, BadFilter, filters_from, match_rows
+from web.matchview import FILTER_PARAMS, BadFilter, filters_from, match_rows, none_strong
 from web.templating import plain_number
 
 bp = Blueprint("needs", __name__, url_prefix="/needs")
@@ -116,6 +116,7 @@ def detail(need_id: int) -> Any:
             select(MatchFeedback).where(MatchFeedback.need_id == need.id))}
     return render_template(
         "needs/detail.html", need=need, rows=rows, error=error, owner=owner, marks=marks,
+        no_strong=none_strong(rows),
         show_contact=permissions.can_see_contact(current_user, need), args=request.args,
     ), 400 if error else 200
 

@@ -115,14 +115,24 @@ class Explanation(Answer):
     why: str
 
 
+class Strength(Answer):
+    """匹配强度：在已评判的需求—成果对上校准的概率及其档位。"""
+
+    label: Literal["强", "较强", "一般", "弱"] = Field(
+        description="强：校准集上约八成以上确能部分解决或可能解决需求；较强、一般、弱依次递减")
+    probability: float = Field(ge=0, le=1, description="该匹配能部分解决或可能解决需求的概率")
+
+
 class Match(Answer):
     """一条匹配或检索结果。"""
 
     id: int
     rank: int = Field(ge=1)
-    score: float
+    score: float = Field(description="融合得分，仅在本列表内可比，不表示匹配好坏")
     title: str
     organisation: str = Field(description="单位名称")
+    strength: Strength | None = Field(
+        description="匹配强度；仅混合检索（语义 + 关键词）给出，其余模式为 null")
     explanation: Explanation | None
 
 
