@@ -12,7 +12,9 @@ The importer writes through the caller's session and never commits: the caller's
 
     python -m corpora.importer needs.xlsx --side need [--keep-valid] [--organisation 某公司]
 
-- `corpora.importer.readers`: a file (or in-memory records) → rows of raw values;
+- `corpora.importer.readers`: a file (or in-memory records) → rows of raw values, by type:
+  `csv_reader` (strict quoting), `xlsx_reader` (only the cells the sheet holds), JSONL there;
+  `tables` holds what they share (rows, decoding, the header mapped to fields);
 - `corpora.importer.xlsx_guard`: what an .xlsx may contain, checked before openpyxl opens it;
 - `corpora.importer.rows`: a row's values checked, its organisation and re-import key found;
 - `corpora.importer.writer`: `import_table`, the upserts behind every import;

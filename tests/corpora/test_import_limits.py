@@ -35,7 +35,7 @@ from corpora.importer import (
     ImportFileError,
     RowsRejected,
     import_file,
-    readers,
+    xlsx_reader,
 )
 from corpora.models import Result
 
@@ -97,7 +97,7 @@ def cells_read(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """How many cell values the XLSX reader handled; past 10,000 the test stops at once
     (the dense reading of a declared A1:XFD60000 would handle a billion)."""
     count = [0]
-    original = readers._xlsx_cell
+    original = xlsx_reader._xlsx_cell
 
     def counted(value: Any) -> Any:
         count[0] += 1
@@ -105,7 +105,7 @@ def cells_read(monkeypatch: pytest.MonkeyPatch) -> list[int]:
             raise AssertionError("the reader visits cells the file does not hold")
         return original(value)
 
-    monkeypatch.setattr(readers, "_xlsx_cell", counted)
+    monkeypatch.setattr(xlsx_reader, "_xlsx_cell", counted)
     return count
 
 
