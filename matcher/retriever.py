@@ -272,7 +272,11 @@ class Matcher:
         if mode != "lexical" and self.encoder is None:
             raise ValueError(f"mode {mode!r} needs an encoder; this matcher is lexical-only")
         coll = self.collections[side]
-        source = self.collections[query_side or _other(side)].lexical
+        source_side = query_side or _other(side)
+        source = self.collections[source_side].lexical
+        # Strength is fitted on needs searching results (datasets/eval/need-results): the other
+        # directions are not calibrated, so they carry none rather than an untested figure.
+        rated = source_side == "need" and side == "result"
         allowed = coll.allowed_ids(filters)
         if mode == "lexical":
             query_vectors = None
@@ -292,7 +296,7 @@ class Matcher:
             )
             ranked = [r for r in ranked if r[0] != skip][:k]
             facets = query_facets[n] if query_facets else {}
-            results.append(self._to_matches(coll, text, ranked, facets, explain))
+            results.append(self._to_matches(coll, text, ranked, facets, explain, rated))
         return results
 
     def match_item(
@@ -358,6 +362,7 @@ class Matcher:
         ranked: list[tuple[int, float, float, float]],
         query_facets: dict[str, str],
         explain: bool,
+        rated: bool = True,
     ) -> list[Match]:
         if not explain:
             return [Match(i, fused) for i, fused, _, _ in ranked]
@@ -373,7 +378,7 @@ class Matcher:
         for n, (i, fused, dense, lexical) in enumerate(ranked):
             item = coll.items[i]
             strength = (
-                None if np.isnan(dense) or np.isnan(lexical)
+                None if not rated or np.isnan(dense) or np.isnan(lexical)
                 else default_model().assess(features(dense, lexical, share, n + 1))
             )
             matches.append(Match(i, fused, Explanation(

@@ -121,3 +121,15 @@ def test_single_ranker_modes_carry_no_strength(matcher):
     for mode in ("dense", "lexical"):
         matches = matcher.search("锂电池正极", side="result", k=3, mode=mode)
         assert all(m.explanation.strength is None for m in matches)
+
+
+def test_only_needs_searching_results_are_rated(matcher):
+    """The calibration was fitted on needs against results; a result's needs and an item's
+    neighbours on its own side carry no strength rather than an uncalibrated one."""
+    assert all(m.explanation.strength is not None
+               for m in matcher.search("锂电池正极", side="result", k=3))
+    assert all(m.explanation.strength is None
+               for m in matcher.search_many(["锂电池正极"], side="result", k=3,
+                                            query_side="result")[0])
+    assert all(m.explanation.strength is None
+               for m in matcher.match_item(RESULTS[0], target="result", k=3))
