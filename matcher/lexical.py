@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -327,17 +327,20 @@ class LexicalIndex:
             tfs = np.concatenate([tfs, np.array(tail[1], dtype=np.float32)])
         return rows, tfs
 
-    def score(self, query: str, *, query_side: LexicalIndex | None = None) -> LexicalScores:
+    def score(self, query: str, *, query_side: LexicalIndex | None = None,
+              words: Sequence[str] | None = None) -> LexicalScores:
         """BM25 scores of every indexed item for `query`, computed once and read many ways.
 
         `query_side`: the index of the side the query comes from (the needs, for a need
-        searching results); its `query_weight` scales each word's idf."""
+        searching results); its `query_weight` scales each word's idf. `words`: `query`
+        already cut by `tokenize`, when the caller has it."""
         ids, rows = self._live_order()
         total = self.count()
         if not total:
             return LexicalScores(ids, np.zeros(0, dtype=np.float32))
-        counted = Counter(self._term_id[w] for w in self.tokenize(query)
-                          if w in self._term_id)
+        if words is None:
+            words = self.tokenize(query)
+        counted = Counter(self._term_id[w] for w in words if w in self._term_id)
         acc = np.zeros(self._row_ids.size, dtype=np.float32)
         if counted:
             average = max(self._total_len / total, 1e-9)

@@ -54,10 +54,15 @@ def window_owner(ids: np.ndarray) -> np.ndarray:
 def known_share(lexical: LexicalIndex, text: str) -> float:
     """The share of the query's distinct words that occur in the index (fusion's evidence for
     BM25: a word no document holds is one BM25 cannot see); 0 for a query with no words."""
-    words = set(lexical.tokenize(text))
-    if not words:
+    return known_share_of(lexical, lexical.tokenize(text))
+
+
+def known_share_of(lexical: LexicalIndex, words: Sequence[str]) -> float:
+    """`known_share` of a query already cut by `lexical`."""
+    distinct = set(words)
+    if not distinct:
         return 0.0
-    return sum(1 for w in words if lexical.share(w) > 0) / len(words)
+    return sum(1 for w in distinct if lexical.share(w) > 0) / len(distinct)
 
 
 def _fold_windows(windows: np.ndarray) -> np.ndarray:
@@ -290,13 +295,18 @@ class Matcher:
         results = []
         for n, text in enumerate(texts):
             skip = exclude[n] if exclude else None
+            # The query cut once, as the index cuts it: BM25, fusion's evidence, the
+            # explanation's terms and the strength all read these words.
+            words = coll.lexical.tokenize(text) if mode != "dense" or explain else []
+            share = known_share_of(coll.lexical, words)
             ranked = self._rank_one(
-                coll, text, None if query_vectors is None else query_vectors[n],
+                coll, text, words, share, None if query_vectors is None else query_vectors[n],
                 dense_hits[n], allowed, mode, depth, source,
             )
             ranked = [r for r in ranked if r[0] != skip][:k]
             facets = query_facets[n] if query_facets else {}
-            results.append(self._to_matches(coll, text, ranked, facets, explain, rated))
+            results.append(
+                self._to_matches(coll, text, words, share, ranked, facets, explain, rated))
         return results
 
     def match_item(
@@ -325,6 +335,8 @@ class Matcher:
         self,
         coll: Collection,
         text: str,
+        words: Sequence[str],
+        share: float,
         query_vector: np.ndarray | None,
         dense_hits: list[tuple[int, float]],
         allowed: np.ndarray | None,
@@ -335,7 +347,7 @@ class Matcher:
         """(id, fused score, dense score, lexical score), best first."""
         if mode == "dense":
             return [(i, s, s, float("nan")) for i, s in dense_hits]
-        lexical_scores = coll.lexical.score(text, query_side=query_side)
+        lexical_scores = coll.lexical.score(text, query_side=query_side, words=words)
         lexical_hits = lexical_scores.top(depth + 1, allowed_ids=allowed)
         if mode == "lexical":
             return [(i, s, float("nan"), s) for i, s in lexical_hits]
@@ -347,8 +359,7 @@ class Matcher:
             return []
         dense = coll.dense_scores(candidate_ids, query_vector)
         lexical = lexical_scores.of(candidate_ids)
-        fused = self.fusion.fuse(text, dense.astype(np.float32), lexical,
-                                 known_share=known_share(coll.lexical, text))
+        fused = self.fusion.fuse(text, dense.astype(np.float32), lexical, known_share=share)
         order = np.argsort(-fused, kind="stable")
         return [
             (int(candidate_ids[p]), float(fused[p]), float(dense[p]), float(lexical[p]))
@@ -359,6 +370,8 @@ class Matcher:
         self,
         coll: Collection,
         text: str,
+        words: Sequence[str],
+        share: float,
         ranked: list[tuple[int, float, float, float]],
         query_facets: dict[str, str],
         explain: bool,
@@ -366,14 +379,10 @@ class Matcher:
     ) -> list[Match]:
         if not explain:
             return [Match(i, fused) for i, fused, _, _ in ranked]
-        # The query cut as the index cuts it: the index's own vocabulary keeps domain terms
-        # (化学机械抛光) whole in the explanation too.
-        query_words = coll.lexical.tokenize(text)
         dense_ranks = list_ranks([dense for _, _, dense, _ in ranked])
         lexical_ranks = list_ranks([lexical for _, _, _, lexical in ranked])
         # Strength is calibrated on hybrid rankings: both scores, the query's known share
         # and the place in the list (`matcher.strength`).
-        share = known_share(coll.lexical, text)
         matches = []
         for n, (i, fused, dense, lexical) in enumerate(ranked):
             item = coll.items[i]
@@ -387,7 +396,8 @@ class Matcher:
                 shared_terms=shared_terms(
                     text, item.full_text, coll.lexical.idf,
                     doc_words=coll.lexical.words(i) if i in coll.lexical else None,
-                    query_words=query_words),
+                    # the index's own cut keeps domain terms (化学机械抛光) whole
+                    query_words=words),
                 facets_agreed=agreed_facets(query_facets, item),
                 dense_rank=dense_ranks[n],
                 lexical_rank=lexical_ranks[n],
