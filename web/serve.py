@@ -46,6 +46,8 @@ MAX_HEADER_BYTES = 32 * 1024
 # upload a little over the cap gets the app's own page (413, in Chinese, naming the limit);
 # only a body far beyond it is refused by waitress before it is read.
 BODY_SLACK_BYTES = 256 * 1024
+
+
 def channel_class(headers: Sequence[tuple[str, str]]) -> type[HTTPChannel]:
     """Waitress's channel whose own error answers carry `headers`."""
     extra = list(headers)
