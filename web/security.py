@@ -21,6 +21,13 @@ CONTENT_SECURITY_POLICY = (
 # The headers of every answer of the site. Exported so that answers made outside Flask (the
 # server's own error pages) carry the same ones. No page may be kept by a browser or a proxy:
 # they show API tokens, contacts and private marks, and one signed out is still in the cache.
+# The request line and headers together, as nginx's default large_client_header_buffers
+# (4 x 8k): per-connection memory stays bounded with a thousand connections open. Enforced by
+# the server (web.serve), described by the API's OpenAPI document (431). Kept here, not in
+# web.serve, so that importing the app never imports the server module: `python -m web.serve`
+# would then run a second copy of it.
+MAX_HEADER_BYTES = 32 * 1024
+
 SECURITY_HEADERS: dict[str, str] = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Frame-Options": "DENY",

@@ -32,16 +32,13 @@ from waitress.server import BaseWSGIServer, create_server
 from waitress.task import ErrorTask
 
 from settings import Settings
-from web.security import SECURITY_HEADERS
+from web.security import MAX_HEADER_BYTES, SECURITY_HEADERS
 
 # Idle and slow clients cost a socket each: allow many. Waitress's default (100) is what a
 # hundred idle connections would exhaust, and past the limit it stops accepting altogether.
 CONNECTION_LIMIT = 1000
 # A connection that sends nothing for this long is closed (waitress checks every 30 s).
 CHANNEL_TIMEOUT_S = 60
-# The request line and headers together, as nginx's default large_client_header_buffers
-# (4 x 8k): per-connection memory stays bounded with a thousand connections open.
-MAX_HEADER_BYTES = 32 * 1024
 # Room above the upload cap for the multipart framing and the form's other fields, so that an
 # upload a little over the cap gets the app's own page (413, in Chinese, naming the limit);
 # only a body far beyond it is refused by waitress before it is read.

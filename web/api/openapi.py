@@ -23,7 +23,7 @@ from web.api.contract import OPERATIONS, Operation
 from web.api.params import Id
 from web.api.replies import ok
 from web.errors import MESSAGES
-from web.serve import MAX_HEADER_BYTES
+from web.security import MAX_HEADER_BYTES
 
 VERSION = "1.0"
 REF = "#/components/schemas/{model}"
