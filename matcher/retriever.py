@@ -23,7 +23,7 @@ from matcher.filters import Filters
 from matcher.fusion import Fusion, default_fusion
 from matcher.lexical import LexicalIndex
 from matcher.strength import default_model, features
-from matcher.types import SIDES, Explanation, Item, Match, Side
+from matcher.types import SIDES, Explanation, Item, Match, Side, Strength
 from matcher.vector_index import VectorIndex, new_index
 
 Mode = Literal["hybrid", "dense", "lexical"]
@@ -264,8 +264,11 @@ class Matcher:
         progress: bool = False,
         query_vectors: np.ndarray | None = None,
         query_side: Side | None = None,
+        rate: bool = False,
     ) -> list[list[Match]]:
-        """`query_vectors`, when given, are the texts' encodings (callers that encode outside
+        """Each text's best `k` on `side`. With `explain=False` the matches carry no
+        explanation, unless `rate`: then one with the two scores and the strength only.
+        `query_vectors`, when given, are the texts' encodings (callers that encode outside
         a lock); otherwise the texts are encoded here. `query_side` is the side the texts come
         from (by default the other side: free text searching results is a firm's need); BM25
         weighs down the words common on that side (需求 希望 预算 for needs), see
@@ -306,7 +309,8 @@ class Matcher:
             ranked = [r for r in ranked if r[0] != skip][:k]
             facets = query_facets[n] if query_facets else {}
             results.append(
-                self._to_matches(coll, text, words, share, ranked, facets, explain, rated))
+                self._to_matches(coll, text, words, share, ranked, facets, explain, rated,
+                                 rate))
         return results
 
     def match_item(
@@ -376,9 +380,19 @@ class Matcher:
         query_facets: dict[str, str],
         explain: bool,
         rated: bool = True,
+        rate: bool = False,
     ) -> list[Match]:
         if not explain:
-            return [Match(i, fused) for i, fused, _, _ in ranked]
+            if not rate:
+                return [Match(i, fused) for i, fused, _, _ in ranked]
+            # Scores and strength only, for callers that count matches by strength
+            # (the officers' coverage) and show no explanation.
+            return [
+                Match(i, fused, Explanation(
+                    dense_score=dense, lexical_score=lexical,
+                    strength=self._strength(rated, dense, lexical, share, n + 1)))
+                for n, (i, fused, dense, lexical) in enumerate(ranked)
+            ]
         dense_ranks = list_ranks([dense for _, _, dense, _ in ranked])
         lexical_ranks = list_ranks([lexical for _, _, _, lexical in ranked])
         # Strength is calibrated on hybrid rankings: both scores, the query's known share
@@ -386,10 +400,7 @@ class Matcher:
         matches = []
         for n, (i, fused, dense, lexical) in enumerate(ranked):
             item = coll.items[i]
-            strength = (
-                None if not rated or np.isnan(dense) or np.isnan(lexical)
-                else default_model().assess(features(dense, lexical, share, n + 1))
-            )
+            strength = self._strength(rated, dense, lexical, share, n + 1)
             matches.append(Match(i, fused, Explanation(
                 dense_score=dense,
                 lexical_score=lexical,
@@ -404,6 +415,13 @@ class Matcher:
                 strength=strength,
             )))
         return matches
+
+    @staticmethod
+    def _strength(rated: bool, dense: float, lexical: float, share: float,
+                  rank: int) -> Strength | None:
+        if not rated or np.isnan(dense) or np.isnan(lexical):
+            return None
+        return default_model().assess(features(dense, lexical, share, rank))
 
 
 def _other(side: Side) -> Side:

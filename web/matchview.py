@@ -149,6 +149,15 @@ def match_rows(session: Session, side: Side, matches: Sequence[Match]) -> list[M
     ]
 
 
+def fold_weak(rows: Sequence[MatchRow]) -> tuple[list[MatchRow], list[MatchRow]]:
+    """The matches a list shows and the ones it folds away by default: those rated 弱, which
+    the judged set says rarely answer the query. Unrated matches (a ranking the calibration
+    does not cover) are shown, as they claim nothing either way. Ranks stay as ranked."""
+    shown = [r for r in rows if r.strength is None or r.strength.label != "弱"]
+    folded = [r for r in rows if r.strength is not None and r.strength.label == "弱"]
+    return shown, folded
+
+
 def none_strong(rows: Sequence[MatchRow]) -> bool:
     """Whether these matches are rated and none is 强 or 较强: then the page says so plainly
     rather than let the best of weak matches pass for an answer. (Unrated matches, from a

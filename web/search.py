@@ -12,7 +12,7 @@ from corpora.models import MatchFeedback, Need, Result, Shortlist
 from corpora.sides import is_matchable
 from web.database import get_db
 from web.matching import service
-from web.matchview import BadFilter, filters_from, match_rows
+from web.matchview import BadFilter, filters_from, match_rows, none_strong
 
 bp = Blueprint("search", __name__)
 
@@ -68,4 +68,4 @@ def search() -> Any:
         rows = match_rows(get_db(), side, matches)
     status = 400 if error else 200
     return render_template("search/search.html", q=q, side=side, rows=rows, error=error,
-                           args=request.args), status
+                           no_strong=none_strong(rows), args=request.args), status

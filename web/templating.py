@@ -12,6 +12,7 @@ from markupsafe import Markup, escape
 from corpora.industries import G60_CITIES, G60_INDUSTRIES
 from corpora.schema import COOPERATION_MODES, MATURITIES, RESULT_TYPES
 from matcher.explain import highlight_spans
+from web.matchview import fold_weak
 
 STATUS_LABELS = {"open": "征集中", "closed": "已关闭", "active": "有效", "withdrawn": "已撤回"}
 FACET_LABELS = {"industry": "产业领域", "region": "地区", "result_type": "成果类型",
@@ -82,7 +83,7 @@ def init_app(app: Flask) -> None:
         status_label=lambda s: STATUS_LABELS.get(s, s),
     )
     app.jinja_env.globals.update(
-        budget=budget, INDUSTRIES=G60_INDUSTRIES, CITIES=G60_CITIES,
+        budget=budget, fold_weak=fold_weak, INDUSTRIES=G60_INDUSTRIES, CITIES=G60_CITIES,
         COOPERATION_MODES=COOPERATION_MODES, RESULT_TYPES=RESULT_TYPES, MATURITIES=MATURITIES,
     )
 

@@ -133,3 +133,15 @@ def test_only_needs_searching_results_are_rated(matcher):
                                             query_side="result")[0])
     assert all(m.explanation.strength is None
                for m in matcher.match_item(RESULTS[0], target="result", k=3))
+
+
+def test_rating_without_explaining_gives_the_same_strengths_and_no_terms(matcher):
+    text = RESULTS[0].full_text
+    explained = matcher.search_many([text], side="result", k=5)[0]
+    rated = matcher.search_many([text], side="result", k=5, explain=False, rate=True)[0]
+    bare = matcher.search_many([text], side="result", k=5, explain=False)[0]
+    assert [m.id for m in rated] == [m.id for m in explained] == [m.id for m in bare]
+    assert [m.explanation.strength for m in rated] == \
+        [m.explanation.strength for m in explained]
+    assert all(m.explanation.shared_terms == () for m in rated)
+    assert all(m.explanation is None for m in bare)
