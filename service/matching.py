@@ -28,9 +28,10 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from corpora.changes import RETENTION, changes_since, latest_change_id, prune
@@ -39,6 +40,7 @@ from corpora.models import Need, Result
 from corpora.sides import side_of
 from matcher.filters import Filters
 from matcher.indexing import IndexStore, SyncReport, release_free_memory
+from matcher.retriever import Matcher
 from matcher.types import SIDES, Item, Match, Side
 
 logger = logging.getLogger(__name__)
@@ -234,8 +236,13 @@ class MatchService:
                 [text], side=side, k=k, filters=filters, query_vectors=vector[None, :])[0]
 
     def match_row(self, row: Need | Result, target: Side, *, k: int = 20,
-                  filters: Filters | None = None) -> list[Match]:
-        """Best matches for a row, even one not itself matchable (a closed need)."""
+                  filters: Filters | None = None,
+                  adjust: Callable[[Matcher, np.ndarray], np.ndarray] | None = None,
+                  ) -> list[Match]:
+        """Best matches for a row, even one not itself matchable (a closed need).
+
+        `adjust`, called under the lock with the engine and the row's query vector, returns
+        the vector to search with (a firm's marks move it: `service.feedback`)."""
         side = side_of(row)
         with self._lock:
             self.catch_up()
@@ -245,6 +252,8 @@ class MatchService:
         vector = self._encode_query(item.full_text)
         with self._lock:
             self.catch_up()
+            if adjust is not None:
+                vector = adjust(self.store.matcher, vector)
             return self.store.matcher.match_item(item, target=target, k=k, filters=filters,
                                                  query_vector=vector)
 
