@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from matcher.evaluation import (
+    FLAG_DEPTH,
     JUDGED_METRICS,
     METRICS,
     answerable,
@@ -18,6 +19,7 @@ from matcher.evaluation import (
     load_corpus,
     load_qrels,
     load_queries,
+    score_flags,
     score_run,
     write_trec,
 )
@@ -62,9 +64,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     ranker = EvalRanker(encoder, docs, progress=not args.quiet)
     build_s = time.perf_counter() - started
     rows = []
+    flags = {}
     for mode in args.modes:
-        run = ranker.rank(queries, k=100, mode=mode)
+        run, labels = ranker.rank_rated(queries, k=100, mode=mode)
         rows.append((mode, score_run(run, qrels), ranker.timings.queries_s[mode]))
+        if any(labels.values()):
+            flags[mode] = score_flags(labels, qrels)
     print(f"{set_dir.name}: {len(docs)} documents, {len(queries)} queries, "
           f"model {encoder.name}")
     encode_s = ranker.timings.encode_documents_s
@@ -79,6 +84,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(header)
     for mode, scores, seconds in rows:
         print(f"{mode:<8}" + "".join(f"{scores[m]:>9.4f}" for m in shown) + f"{seconds:>9.1f}")
+    if is_judged_scale(qrels):
+        for mode, f in flags.items():
+            # The need page's plain notice (当前平台暂无较强匹配的成果): right for needs the
+            # corpus cannot answer, a false alarm for the others.
+            print(f"{mode}: no match 强/较强 in the top {FLAG_DEPTH}: unanswerable needs "
+                  f"flagged {f.unanswerable_flagged}/{f.unanswerable} "
+                  f"({f.flagged_share:.3f}); answerable needs flagged "
+                  f"{f.answerable_flagged}/{f.answerable} ({f.false_alarm_share:.3f})")
     return 0
 
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from matcher.strength import STRONG_LABELS
+
 Run = dict[str, list[tuple[str, float]]]  # query id → ranked (doc id, score)
 Qrels = dict[str, dict[str, int]]
 
@@ -159,3 +161,46 @@ def score_run(run: Run, qrels: Qrels) -> dict[str, float]:
             precision_at([d for d, _ in run.get(q, [])], qrels[q], 5, ANSWERS_GRADE)
             for q in answered) / len(answered)
     return scores
+
+
+# A need page lists this many matches; the page says 当前平台暂无较强匹配的成果 when none of
+# them is rated 强 or 较强 (web.matchview.none_strong). The evaluation reads the same window.
+FLAG_DEPTH = 20
+
+
+@dataclass(frozen=True)
+class FlagScores:
+    """How well "no strong match" tells unanswerable needs (no judged result at grade ≥ 2)
+    from answerable ones."""
+
+    unanswerable: int
+    unanswerable_flagged: int  # rightly told there is no strong match
+    answerable: int
+    answerable_flagged: int  # told so although the corpus holds an answer
+
+    @property
+    def flagged_share(self) -> float:
+        return self.unanswerable_flagged / self.unanswerable if self.unanswerable else 0.0
+
+    @property
+    def false_alarm_share(self) -> float:
+        return self.answerable_flagged / self.answerable if self.answerable else 0.0
+
+
+def flagged(labels: Sequence[str], depth: int = FLAG_DEPTH) -> bool:
+    """Whether a need with these strength labels (rank order) is told no match is strong."""
+    return bool(labels) and not any(label in STRONG_LABELS for label in labels[:depth])
+
+
+def score_flags(labels: dict[str, list[str]], qrels: Qrels) -> FlagScores:
+    """Over the judged queries of a 0–3 set: those flagged, apart by answerability."""
+    answered = set(answerable(qrels))
+    rated = [q for q in qrels if labels.get(q)]
+    unanswerable = [q for q in rated if q not in answered]
+    answerable_ids = [q for q in rated if q in answered]
+    return FlagScores(
+        unanswerable=len(unanswerable),
+        unanswerable_flagged=sum(flagged(labels[q]) for q in unanswerable),
+        answerable=len(answerable_ids),
+        answerable_flagged=sum(flagged(labels[q]) for q in answerable_ids),
+    )

@@ -57,6 +57,12 @@ class EvalRanker:
 
     def rank(self, queries: Sequence[EvalQuery], *, k: int, mode: Mode,
              progress: bool = False) -> Run:
+        return self.rank_rated(queries, k=k, mode=mode, progress=progress)[0]
+
+    def rank_rated(self, queries: Sequence[EvalQuery], *, k: int, mode: Mode,
+                   progress: bool = False) -> tuple[Run, dict[str, list[str]]]:
+        """The run, and each query's strength labels in rank order (empty where the mode
+        carries no strength: only hybrid ranking is calibrated)."""
         started = time.perf_counter()
         # The queries play the needs: their BM25 index is the query side whose common words
         # (希望 预算 我司 ...) the result side's BM25 weighs down (`LexicalIndex.query_weight`).
@@ -64,16 +70,19 @@ class EvalRanker:
             (n, q.text) for n, q in enumerate(queries))
         results = self.matcher.search_many(
             [q.text for q in queries], side=SIDE, k=k, mode=mode, explain=False,
-            progress=progress,
+            progress=progress, rate=True,
         )
         run: Run = {}
+        labels: dict[str, list[str]] = {}
         for query, matches in zip(queries, results, strict=True):
             run[query.id] = [
                 (self.docs[m.id].id, float(np.nan_to_num(m.score))) for m in matches
             ]
+            labels[query.id] = [m.explanation.strength.label for m in matches
+                                if m.explanation and m.explanation.strength]
         assert self.timings.queries_s is not None
         self.timings.queries_s[mode] = time.perf_counter() - started
-        return run
+        return run, labels
 
 
 def load_set(corpus: Path, queries: Path) -> tuple[list[EvalDoc], list[EvalQuery]]:

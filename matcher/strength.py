@@ -39,6 +39,9 @@ from matcher.types import Strength
 FEATURES: tuple[str, ...] = ("dense", "log_bm25", "known_share", "log_rank")
 # Best first: a match takes the first label whose threshold its probability reaches.
 LABELS: tuple[str, ...] = ("强", "较强", "一般", "弱")
+# The labels a firm can act on: a need whose matches reach none of them is told so plainly,
+# and only these count as answering a need. Below them a match is a near miss.
+STRONG_LABELS: tuple[str, ...] = LABELS[:2]
 MODEL_PATH = Path(__file__).with_name("strength.json")
 
 

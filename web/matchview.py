@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, selectinload
 from corpora.models import Need, Result
 from corpora.sides import is_matchable, model_for
 from matcher.filters import Filters
+from matcher.strength import STRONG_LABELS
 from matcher.types import Match, Side, Strength
 
 # Request parameters that become engine filters, per target side.
@@ -22,8 +23,6 @@ FILTER_PARAMS: dict[Side, tuple[str, ...]] = {
 }
 
 
-# The labels a firm can act on; below them a match is a near miss, not an answer.
-STRONG_LABELS = ("强", "较强")
 # Each label's CSS class (strength-strong ...): ASCII names for the stylesheet.
 STRENGTH_CLASSES = {"强": "strong", "较强": "good", "一般": "fair", "弱": "weak"}
 

@@ -1,16 +1,20 @@
 import io
 import json
+import shutil
 
 import pytest
 
 from matcher.cli import main
 from matcher.evaluation import (
+    FLAG_DEPTH,
+    flagged,
     load_corpus,
     load_qrels,
     mrr_at,
     ndcg_at,
     precision_at,
     recall_at,
+    score_flags,
     score_run,
     write_trec,
 )
@@ -126,3 +130,33 @@ def test_evaluate_keeps_its_vectors_in_a_cache_and_reuses_them(tmp_path, capsys)
     # The same scores from the cached vectors (the timing column aside).
     assert [line.split()[:-1] for line in table] == [
         line.split()[:-1] for line in second.splitlines() if line.startswith(("hybrid", "dense"))]
+
+
+def test_a_need_is_flagged_when_no_match_in_the_page_window_is_strong():
+    assert flagged(["一般", "弱"])
+    assert not flagged(["弱", "较强"])
+    assert not flagged([])  # unrated (a single-ranker mode) claims nothing
+    # A strong match below the page's window does not help the page.
+    assert flagged(["弱"] * FLAG_DEPTH + ["强"])
+
+
+def test_flag_scores_split_unanswerable_from_answerable_needs():
+    qrels = {"q1": {"a": 3}, "q2": {"b": 1, "c": 0}, "q3": {"d": 0}, "q4": {"e": 2}}
+    labels = {"q1": ["强"], "q2": ["一般"], "q3": ["较强", "弱"], "q4": ["弱"]}
+    scores = score_flags(labels, qrels)
+    # q2, q3 have nothing at grade ≥ 2: q2 is rightly flagged, q3 is not; q4 is a false alarm.
+    assert (scores.unanswerable, scores.unanswerable_flagged) == (2, 1)
+    assert (scores.answerable, scores.answerable_flagged) == (2, 1)
+    assert scores.flagged_share == 0.5 and scores.false_alarm_share == 0.5
+
+
+def test_evaluate_reports_flagged_needs_on_a_judged_set(tmp_path, capsys):
+    for name in ("corpus.jsonl", "queries.jsonl"):
+        shutil.copy(f"tests/data/tiny/{name}", tmp_path / name)
+    (tmp_path / "qrels.tsv").write_text("q1\t0\td1\t3\nq2\t0\td2\t0\n", encoding="utf-8")
+    assert main(["evaluate", str(tmp_path), "--model", "fake", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if "unanswerable needs flagged" in line]
+    # Only the hybrid ranking is calibrated, so only it is reported.
+    assert len(lines) == 1 and lines[0].startswith("hybrid:")
+    assert "flagged 0/1" in lines[0] or "flagged 1/1" in lines[0]
