@@ -29,7 +29,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
@@ -41,7 +41,8 @@ from corpora.sides import side_of
 from matcher.filters import Filters
 from matcher.indexing import IndexStore, SyncReport, release_free_memory
 from matcher.retriever import Matcher
-from matcher.types import SIDES, Item, Match, Side
+from matcher.strength import LABELS
+from matcher.types import SIDES, Item, Match, Side, Strength
 
 logger = logging.getLogger(__name__)
 
@@ -49,16 +50,51 @@ logger = logging.getLogger(__name__)
 FULL_SYNC_AFTER_S = RETENTION.total_seconds() / 2
 
 
+# A need counts as answered by a result only at this strength or above. 较强 is the label
+# whose calibrated precision target is 0.6 (`matcher/strength.json`): a result in a need's top
+# 10 at 弱 or 一般 is usually not what the firm wants, and counting it let one generic result
+# claim needs from tablets to CO2 capture. Officers then read "能较好解决 N 条" literally.
+COVERAGE_MIN_LABEL = "较强"
+
+
+def labels_from(min_label: str) -> tuple[str, ...]:
+    """The strength labels at or above `min_label` (best first)."""
+    if min_label not in LABELS:
+        raise ValueError(f"strength label must be one of {', '.join(LABELS)}, got {min_label!r}")
+    return LABELS[:LABELS.index(min_label) + 1]
+
+
 @dataclass(frozen=True)
 class Coverage:
-    """Which open needs each active result answers well: it is in that need's top K."""
+    """Which open needs each active result answers well: it is in that need's top K and the
+    engine rates the pair `min_label` or better (and, with hub filtering, see
+    `matcher.hubness`, the need is among the result's own nearest needs)."""
 
     top_k: int
     # result id → {need id: rank of the result among that need's matches (1 = best)}
     needs_of: dict[int, dict[int, int]]
+    min_label: str = COVERAGE_MIN_LABEL
+    # result id → {need id: the pair's strength}: the same pairs as `needs_of`
+    strength_of: dict[int, dict[int, Strength]] = field(default_factory=dict)
+    # every open need searched → the best strength any result reached for it (None: no
+    # result at all, or none the engine could rate); the needs nothing answers well are those
+    # below `min_label`
+    best_of_need: dict[int, Strength | None] = field(default_factory=dict)
+    # pairs strong enough but dropped because the result is a hub (it ranks for many needs
+    # without the need being among its own nearest needs)
+    hub_pairs_dropped: int = 0
 
     def count(self, result_id: int) -> int:
         return len(self.needs_of.get(result_id, {}))
+
+    def strength(self, result_id: int, need_id: int) -> Strength | None:
+        return self.strength_of.get(result_id, {}).get(need_id)
+
+    def unanswered(self) -> list[int]:
+        """Open needs no result answers at `min_label` or better, in id order."""
+        good = labels_from(self.min_label)
+        return sorted(need for need, best in self.best_of_need.items()
+                      if best is None or best.label not in good)
 
 
 @dataclass(frozen=True)
@@ -75,10 +111,13 @@ COVERAGE_NEEDS_PER_LOCK = 2
 class MatchService:
     def __init__(self, store: IndexStore, sessions: sessionmaker[Session],
                  coverage_top_k: int = 10, poll_seconds: float = 0.2,
-                 save_seconds: float = 30.0, coverage_max_age: float = 30.0) -> None:
+                 save_seconds: float = 30.0, coverage_max_age: float = 30.0, *,
+                 coverage_min_label: str = COVERAGE_MIN_LABEL) -> None:
         self.store = store
         self.sessions = sessions
         self.coverage_top_k = coverage_top_k
+        self._coverage_min_label = coverage_min_label
+        labels_from(coverage_min_label)  # a bad label fails here, not at the first page
         self.poll_seconds = poll_seconds
         self.save_seconds = save_seconds
         self.coverage_max_age = coverage_max_age
@@ -257,8 +296,21 @@ class MatchService:
             return self.store.matcher.match_item(item, target=target, k=k, filters=filters,
                                                  query_vector=vector)
 
+    @property
+    def coverage_min_label(self) -> str:
+        """The least strength a pair needs to count in the coverage (`COVERAGE_MIN_LABEL`)."""
+        return self._coverage_min_label
+
+    @coverage_min_label.setter
+    def coverage_min_label(self, label: str) -> None:
+        labels_from(label)
+        with self._lock:
+            self._coverage_min_label = label
+            self._coverage = None  # counted at another threshold: recompute at the next read
+
     def coverage(self) -> Coverage:
-        """Every open need's top K among active results.
+        """Every open need's top K among active results, the pairs rated
+        `coverage_min_label` or better.
 
         It costs a search per open need (about 2 s for 130 needs at 100,000 results), so
         after an edit the figures already computed are served while new ones are computed
@@ -296,7 +348,11 @@ class MatchService:
                 needs = list(self.store.matcher.collections["need"].items.values())
             vectors = self.store.encoder.encode_queries([n.full_text for n in needs]) \
                 if needs else None
+            min_label = self.coverage_min_label
+            good = labels_from(min_label)
             needs_of: dict[int, dict[int, int]] = {}
+            strength_of: dict[int, dict[int, Strength]] = {}
+            best_of_need: dict[int, Strength | None] = {n.id: None for n in needs}
             # A few needs per hold of the lock, so searches and edits are not held up for
             # the whole computation (about 10 ms a need at 100,000 results).
             for start in range(0, len(needs), COVERAGE_NEEDS_PER_LOCK):
@@ -304,16 +360,29 @@ class MatchService:
                 with self._lock:
                     if not self.store.matcher.collections["result"].count():
                         break
+                    # Rated, not explained: only the strength is read.
                     ranked = self.store.matcher.search_many(
                         [n.full_text for n in chunk], side="result", k=self.coverage_top_k,
-                        explain=False, query_facets=[n.facets for n in chunk],
+                        explain=False, rate=True, query_side="need",
+                        query_facets=[n.facets for n in chunk],
                         query_vectors=vectors[start:start + len(chunk)],  # type: ignore[index]
                     )
                 for need, matches in zip(chunk, ranked, strict=True):
                     for rank, match in enumerate(matches, start=1):
-                        needs_of.setdefault(match.id, {})[need.id] = rank
-            coverage = Coverage(self.coverage_top_k, needs_of)
-            self._coverage = _CachedCoverage(version, time.monotonic(), coverage)
+                        strength = match.explanation.strength if match.explanation else None
+                        if strength is None:
+                            continue
+                        best = best_of_need[need.id]
+                        if best is None or strength.probability > best.probability:
+                            best_of_need[need.id] = strength
+                        if strength.label in good:
+                            needs_of.setdefault(match.id, {})[need.id] = rank
+                            strength_of.setdefault(match.id, {})[need.id] = strength
+            coverage = Coverage(self.coverage_top_k, needs_of, min_label, strength_of,
+                                best_of_need)
+            with self._lock:
+                if min_label == self._coverage_min_label:  # not changed meanwhile
+                    self._coverage = _CachedCoverage(version, time.monotonic(), coverage)
             return coverage
 
     def _coverage_fresh(self, cached: _CachedCoverage) -> bool:
