@@ -132,7 +132,7 @@ def test_coverage_follows_edits_at_most_every_max_age(new_site):
         need_id = post_need(site, "机器人视觉定位误差补偿")
         # Changed since, but younger than the maximum age: the same figures are served.
         assert svc.coverage() is first
-        assert all(need_id not in needs for needs in first.needs_of.values())
+        assert need_id not in first.best_of_need  # not searched yet
         svc.coverage_max_age = 0
         # Old enough now: still served at once, while new figures are computed behind it.
         assert svc.coverage() is first
@@ -140,7 +140,7 @@ def test_coverage_follows_edits_at_most_every_max_age(new_site):
         while (fresh := svc.coverage()) is first:
             assert time.monotonic() < deadline, "the coverage was not recomputed"
             time.sleep(0.02)
-        assert any(need_id in needs for needs in fresh.needs_of.values())
+        assert need_id in fresh.best_of_need  # searched for its matches
         assert svc.coverage() is fresh  # and cached again until the next edit
 
 
