@@ -76,7 +76,13 @@ def test_firm_posts_a_need_and_sees_explained_matches(live: tuple[Site, str], pa
     page.fill("#f-budget_max", "100")
     page.click("main button[type=submit]")
     expect(page.locator("h1")).to_have_text("焊装线机器人视觉抓取")
+    # The test site's fake encoder rates every match of this need 弱: the page says nothing
+    # answers it well and folds the matches away until the firm opens them.
+    expect(page.locator(".notice")).to_contain_text("当前平台暂无较强匹配的成果")
     first = page.locator(".match").first
+    expect(first).to_be_hidden()
+    page.locator("#weak-matches > summary").click()
+    expect(first).to_be_visible()
     expect(first.locator("h3")).to_contain_text("基于深度学习的机器人视觉定位方法")
     expect(first.locator(".why")).to_contain_text("共同术语")
     first.locator("summary").click()
@@ -86,6 +92,45 @@ def test_firm_posts_a_need_and_sees_explained_matches(live: tuple[Site, str], pa
     first.locator("button", has_text="提交标记").click()
     expect(page.locator(".match").first.locator(".mark-state")).to_contain_text("已标记：相关")
     shot(page, "firm-need-matches")
+
+
+def post_need(page: Page, url: str, title: str, description: str) -> None:
+    page.goto(f"{url}/needs/new")
+    page.fill("#f-title", title)
+    page.fill("#f-description", description)
+    page.select_option("#f-industry", "智能制造")
+    page.click("main button[type=submit]")
+    expect(page.locator("h1")).to_have_text(title)
+
+
+def test_fresh_needs_the_corpus_cannot_answer_are_told_so(
+        live: tuple[Site, str], page: Page) -> None:
+    """The walkthrough of issue 13: fresh needs the corpus has nothing for get a plain notice
+    and no list that looks like answers; a need a result does answer gets no such notice."""
+    _site, url = live
+    login(page, url, "firm_a")
+    unanswerable = [
+        ("纺织面料疵点在线检测", "我司织造车间需要对坯布表面的断经、断纬、油污等疵点进行在线识别，"
+         "布速每分钟60米，希望漏检率低于1%，可与现有验布机对接。"),
+        ("多品种小批量车间排产优化", "机加工车间有40台设备、300种零件，订单插单频繁，"
+         "希望有排产算法在10分钟内给出交期最优的作业计划。"),
+    ]
+    for n, (title, description) in enumerate(unanswerable):
+        post_need(page, url, title, description)
+        expect(page.locator(".notice")).to_contain_text("当前平台暂无较强匹配的成果")
+        expect(page.locator(".notice")).to_contain_text("放宽筛选条件")
+        # Near misses are there for whoever wants them, folded away and marked 弱.
+        expect(page.locator("#weak-matches > summary")).to_contain_text("弱匹配")
+        expect(page.locator(".match").first).to_be_hidden()
+        if n == 0:
+            shot(page, "firm-need-no-strong-match")
+    post_need(page, url, "引进深度学习机器人视觉定位方法",
+              "希望引进一种基于深度学习的工业机器人视觉定位方法，用于无序抓取，定位误差小于0.3毫米。")
+    expect(page.locator(".notice")).to_have_count(0)
+    first = page.locator(".match").first
+    expect(first).to_be_visible()
+    expect(first.locator(".strength")).to_contain_text("较强")
+    expect(first.locator("h3")).to_contain_text("基于深度学习的机器人视觉定位方法")
 
 
 def test_office_uploads_a_csv_with_one_bad_row(live: tuple[Site, str], page: Page) -> None:
