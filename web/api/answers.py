@@ -149,12 +149,23 @@ class MarkedMatch(Match):
     mark: Mark | None = Field(None, description="仅需求的发布企业可见，且已标记时出现")
 
 
+class HiddenMatch(Answer):
+    """需求方标记为不相关、已从匹配列表中隐藏的成果。"""
+
+    id: int
+    title: str
+    reason: str | None
+
+
 class NeedMatches(Answer):
     """需求的匹配成果。"""
 
     need_id: int
     k: int
-    matches: list[MarkedMatch]
+    matches: list[MarkedMatch] = Field(
+        description="不含需求方标记为不相关的成果；排序已参考其标记为相关的成果")
+    hidden: list[HiddenMatch] | None = Field(
+        None, description="仅需求的发布企业可见：标记为不相关而隐藏的成果，新标记在前")
 
 
 class ResultMatches(Answer):
@@ -182,6 +193,14 @@ class MarkOut(Answer):
     relevant: bool
     reason: str | None
     updated_at: datetime
+
+
+class UnmarkOut(Answer):
+    """撤销的标记。"""
+
+    need_id: int
+    result_id: int
+    relevant: bool = Field(description="撤销前的标记")
 
 
 class InterestedNeed(Answer):
