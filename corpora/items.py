@@ -6,9 +6,13 @@ Facets (only non-empty ones are present; multi-valued ones are joined by ";"):
   the university or institute for a result), `city` (that organisation's G60 city), `region`,
   `cooperation_mode`, `date` (ISO yyyy-mm-dd), `status`, `sample` ("1" for demo data)
 - needs: `region` is the need's own region, `cooperation_mode` the mode the firm wants,
-  `date` the deadline, `tier` the firm's tier (高新技术企业 ...)
+  `date` the deadline, `tier` the firm's tier (高新技术企业 ...), `budget_max` the budget's
+  ceiling (万元, a plain number: 50, 12.5)
 - results: `region` is the institution's city, `cooperation_mode` the transfer modes offered,
-  `date` the publication date, plus `result_type` and `maturity`
+  `date` the publication date, plus `result_type`, `maturity` and `asking_price` (万元)
+
+Facets are not part of `Item.full_text`, so adding one changes no `content_hash` and
+re-encodes nothing.
 
 Only open needs and active results are matchable (`corpora.sides.is_matchable`, the one
 definition); `load_items` and `content_hashes` return just those unless `matchable_only=False`.
@@ -40,6 +44,13 @@ def _facets(pairs: Iterable[tuple[str, object]]) -> dict[str, str]:
     return facets
 
 
+def _amount(value: float | None) -> str | None:
+    """万元 as a plain number (50, not 50.0): the explanation shows it as written."""
+    if value is None:
+        return None
+    return f"{value:.6f}".rstrip("0").rstrip(".")
+
+
 def need_to_item(need: Need) -> Item:
     organisation = need.organisation
     facets = _facets(
@@ -51,6 +62,7 @@ def need_to_item(need: Need) -> Item:
             ("region", need.region),
             ("cooperation_mode", need.cooperation_mode),
             ("date", need.deadline),
+            ("budget_max", _amount(need.budget_max)),
             ("status", need.status),
             ("sample", "1" if organisation.is_sample else None),
         ]
@@ -70,6 +82,7 @@ def result_to_item(result: Result) -> Item:
             ("region", organisation.city),
             ("cooperation_mode", LIST_SEPARATOR.join(result.transfer_mode_list) or None),
             ("date", result.published_on),
+            ("asking_price", _amount(result.asking_price)),
             ("status", result.status),
             ("sample", "1" if organisation.is_sample else None),
         ]

@@ -18,7 +18,13 @@ from typing import Literal
 import numpy as np
 
 from embeddings.base import Encoder, encode_document_windows
-from matcher.explain import agreed_facets, list_ranks, shared_terms
+from matcher.explain import (
+    agreed_facets,
+    clashed_facets,
+    common_on_a_side,
+    list_ranks,
+    shared_terms,
+)
 from matcher.filters import Filters
 from matcher.fusion import Fusion, default_fusion
 from matcher.lexical import LexicalIndex
@@ -310,7 +316,7 @@ class Matcher:
             facets = query_facets[n] if query_facets else {}
             results.append(
                 self._to_matches(coll, text, words, share, ranked, facets, explain, rated,
-                                 rate))
+                                 rate, query_side=source_side))
         return results
 
     def match_item(
@@ -381,6 +387,7 @@ class Matcher:
         explain: bool,
         rated: bool = True,
         rate: bool = False,
+        query_side: Side | None = None,
     ) -> list[Match]:
         if not explain:
             if not rate:
@@ -395,6 +402,8 @@ class Matcher:
             ]
         dense_ranks = list_ranks([dense for _, _, dense, _ in ranked])
         lexical_ranks = list_ranks([lexical for _, _, _, lexical in ranked])
+        # Words common on either side (方式 获得 成果, 一家 预算) share nothing worth saying.
+        common = common_on_a_side(c.lexical for c in self.collections.values())
         # Strength is calibrated on hybrid rankings: both scores, the query's known share
         # and the place in the list (`matcher.strength`).
         matches = []
@@ -408,8 +417,9 @@ class Matcher:
                     text, item.full_text, coll.lexical.idf,
                     doc_words=coll.lexical.words(i) if i in coll.lexical else None,
                     # the index's own cut keeps domain terms (化学机械抛光) whole
-                    query_words=words),
+                    query_words=words, common=common),
                 facets_agreed=agreed_facets(query_facets, item),
+                facets_clashed=clashed_facets(query_facets, item, query_side or _other(coll.side)),
                 dense_rank=dense_ranks[n],
                 lexical_rank=lexical_ranks[n],
                 strength=strength,

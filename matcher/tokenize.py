@@ -106,10 +106,35 @@ def content_terms(words: Iterable[str]) -> set[str]:
     """The words of `words` that can explain a match.
 
     A single CJK character (e.g. 铁) is too ambiguous to show as a reason; a Latin token needs
-    two letters or more so units and list markers (a, b, 1) stay out.
+    two letters or more so units and list markers (a, b, 1) stay out; function words (以上
+    之间 我们 对于, see `function_word`) say nothing about a topic.
     """
     return {word for word in words
-            if len(word) >= 2 and word not in EXPLANATION_STOPWORDS and not word.isdigit()}
+            if len(word) >= 2 and word not in EXPLANATION_STOPWORDS and not word.isdigit()
+            and not function_word(word)}
+
+
+# jieba's part-of-speech tags of words that carry no topic: conjunctions, prepositions,
+# particles, pronouns, locality words (以上 之间), modal particles, interjections and
+# onomatopoeia. Adverbs (d), numerals (m) and measure words (q) are not among them: 实时 快速,
+# 三维 多元 and 阵列 are such words to jieba yet name what a text is about; the common ones
+# (一种 一家 进一步) are common on a side, which `matcher.explain.common_on_a_side` drops.
+FUNCTION_TAGS = frozenset("c p u uj ul uz ud ug uv r f y e o".split())
+
+
+@lru_cache(maxsize=1)
+def _word_tags() -> dict[str, str]:
+    # Imported here: jieba.posseg loads its tag table (~350,000 words) on import, which BM25
+    # alone never needs.
+    import jieba.posseg
+
+    return jieba.posseg.dt.word_tag_tab
+
+
+def function_word(word: str) -> bool:
+    """Is `word` a function word by jieba's dictionary tag? Words it does not know (domain
+    terms, Latin words) are not."""
+    return _word_tags().get(word) in FUNCTION_TAGS
 
 
 def has_cjk(text: str) -> bool:

@@ -41,6 +41,17 @@ class SharedTerm:
 
 
 @dataclass(frozen=True)
+class FacetClash:
+    """A term on which a need and a result disagree (`matcher.explain.clashed_facets`):
+    `facet` is cooperation_mode (`wanted` the need's modes, `offered` the result's, each
+    ";"-joined) or budget (`wanted` the need's ceiling, `offered` the asking price, 万元)."""
+
+    facet: str
+    wanted: str
+    offered: str
+
+
+@dataclass(frozen=True)
 class Strength:
     """How likely a match is to answer its query, as the judged set calibrates it
     (`matcher.strength`): a probability and the label users read (强 / 较强 / 一般 / 弱)."""
@@ -63,6 +74,7 @@ class Explanation:
     lexical_rank: int | None = None
     # None where the calibration does not apply (dense-only or lexical-only ranking).
     strength: Strength | None = None
+    facets_clashed: tuple[FacetClash, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -575,7 +575,8 @@ def test_items_carry_text_facets_and_hashes(engine: Engine, tmp_path: Path) -> N
     assert item.facets == {
         "industry": "人工智能", "result_type": "发明专利", "maturity": "中试",
         "institution": "测试大学", "city": "苏州", "region": "苏州",
-        "cooperation_mode": "技术转让;许可", "date": "2023-05-17", "status": "active",
+        "cooperation_mode": "技术转让;许可", "date": "2023-05-17", "asking_price": "120.5",
+        "status": "active",
     }
     assert set(hashes) == {first, second}
     for each in items:
