@@ -103,6 +103,17 @@ class ResultPage(Page):
     items: list[ResultOut]
 
 
+class FacetClash(Answer):
+    """需求与成果条件不一致之处。"""
+
+    facet: Literal["cooperation_mode", "budget"] = Field(
+        description="cooperation_mode：需求的合作方式不在成果提供的方式之中；"
+                    "budget：需求预算上限低于成果报价")
+    wanted: str = Field(description="需求一方：合作方式（多个以 ; 分隔）或预算上限（万元）")
+    offered: str = Field(description="成果一方：提供的合作方式（多个以 ; 分隔）或报价（万元）")
+    text: str = Field(description="一句话说明，如“预算上限 50 万元低于报价 80 万元”")
+
+
 class Explanation(Answer):
     """为什么排在这里。"""
 
@@ -110,9 +121,12 @@ class Explanation(Answer):
     lexical_score: float | None
     dense_rank: int | None
     lexical_rank: int | None
-    shared_terms: list[str]
+    shared_terms: list[str] = Field(description="共同术语，已去掉虚词和一方常见词")
     facets_agreed: list[str]
-    why: str
+    why: str = Field(description="一句话说明：匹配强度、都涉及的术语、一致与不一致的条件")
+    facets_clashed: list[FacetClash]
+    detail: list[str] = Field(
+        description="技术细节：融合得分、语义与关键词得分及其在本列表中的名次、校准概率")
 
 
 class Strength(Answer):
