@@ -402,7 +402,7 @@ class Matcher:
             ]
         dense_ranks = list_ranks([dense for _, _, dense, _ in ranked])
         lexical_ranks = list_ranks([lexical for _, _, _, lexical in ranked])
-        # Words common on either side (方式 获得 成果, 一家 预算) share nothing worth saying.
+        # Words common on a side (处理 控制 涉及, 一家 预算 我司) share nothing worth saying.
         common = common_on_a_side(c.lexical for c in self.collections.values())
         # Strength is calibrated on hybrid rankings: both scores, the query's known share
         # and the place in the list (`matcher.strength`).

@@ -15,6 +15,7 @@ from corpora.sides import is_matchable, model_for
 from matcher.filters import Filters
 from matcher.strength import STRONG_LABELS
 from matcher.types import Match, Side, Strength
+from web.explanations import clash_text, engineer_detail, sentence
 
 # Request parameters that become engine filters, per target side.
 FILTER_PARAMS: dict[Side, tuple[str, ...]] = {
@@ -68,23 +69,16 @@ class MatchRow:
 
     @property
     def why(self) -> str:
-        """One sentence a user can read: what put this match at this rank."""
+        """The one plain sentence a firm reads (`web.explanations.sentence`): strength,
+        shared terms, the terms that agree and those that clash."""
         exp = self.match.explanation
-        if exp is None:
-            return ""
-        parts = [f"第 {self.rank} 名"]
-        if not math.isnan(exp.dense_score):
-            parts.append(f"语义相似度 {exp.dense_score:.3f}（本列表第 {exp.dense_rank} 高）")
-        if not math.isnan(exp.lexical_score):
-            if exp.lexical_score > 0:
-                parts.append(f"关键词得分 {exp.lexical_score:.1f}（第 {exp.lexical_rank} 高）")
-            else:
-                parts.append("无共同关键词，靠语义取胜")
-        if self.terms:
-            parts.append("共同术语：" + "、".join(self.terms[:6]))
-        if exp.facets_agreed:
-            parts.append(f"{len(exp.facets_agreed)} 项条件一致")
-        return "；".join(parts)
+        return "" if exp is None else sentence(exp, self.terms)
+
+    @property
+    def detail(self) -> list[str]:
+        """The engineer's figures behind the rank, shown behind 技术细节."""
+        exp = self.match.explanation
+        return [] if exp is None else engineer_detail(exp, self.rank, self.match.score)
 
     @property
     def strength(self) -> Strength | None:
@@ -117,6 +111,10 @@ class MatchRow:
                 "shared_terms": list(self.terms),
                 "facets_agreed": list(exp.facets_agreed),
                 "why": self.why,
+                "facets_clashed": [
+                    {"facet": c.facet, "wanted": c.wanted, "offered": c.offered,
+                     "text": clash_text(c)} for c in exp.facets_clashed],
+                "detail": self.detail,
             },
         }
 

@@ -12,11 +12,10 @@ from markupsafe import Markup, escape
 from corpora.industries import G60_CITIES, G60_INDUSTRIES
 from corpora.schema import COOPERATION_MODES, MATURITIES, RESULT_TYPES
 from matcher.explain import highlight_spans
+from web.explanations import facet_label
 from web.matchview import fold_weak
 
 STATUS_LABELS = {"open": "征集中", "closed": "已关闭", "active": "有效", "withdrawn": "已撤回"}
-FACET_LABELS = {"industry": "产业领域", "region": "地区", "result_type": "成果类型",
-                "maturity": "成熟度", "cooperation_mode": "合作方式"}
 
 
 def highlight(text: str | None, terms: Iterable[str]) -> Markup:
@@ -70,11 +69,6 @@ def day(value: date | datetime | None) -> str:
             value = value.replace(tzinfo=UTC)
         return value.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M")
     return value.isoformat()
-
-
-def facet_label(agreed: str) -> str:
-    name, _, value = agreed.partition("=")
-    return f"{FACET_LABELS.get(name, name)}：{value}"
 
 
 def init_app(app: Flask) -> None:
