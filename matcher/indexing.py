@@ -216,6 +216,7 @@ class IndexStore:
         coll = self.matcher.collections[side]
         coll.vectors, coll.windows, coll.lexical = vectors, windows, lexical
         coll.reload_window_counts()
+        coll.centres = None  # recomputed from the loaded vectors on first use
         self._indexed_hashes[side] = items
         return ""
 
@@ -267,6 +268,7 @@ class IndexStore:
             coll.vectors.remove(np.array(gone, dtype=np.int64))
             coll.lexical.remove(gone)
         coll.items = {item.id: item for item in items}
+        coll.centres = None  # the vectors changed under it: recomputed on first use
         # A sync sees every item: the BM25 side is re-cut whenever the keyword fields' domain
         # vocabulary has changed at all (the fresh items are cut with it below).
         fresh_set = set(fresh)

@@ -27,6 +27,7 @@ from matcher.explain import (
 )
 from matcher.filters import Filters
 from matcher.fusion import Fusion, default_fusion
+from matcher.language import LanguageCentres, language_of
 from matcher.lexical import LexicalIndex
 from matcher.strength import default_model, features
 from matcher.types import SIDES, Explanation, Item, Match, Side, Strength
@@ -89,6 +90,9 @@ class Collection:
     items: dict[int, Item] = field(default_factory=dict)
     # item id -> how many windows it has beyond the first (only items with any)
     extra_windows: dict[int, int] = field(default_factory=dict)
+    # Per-language mean vectors (`matcher.language`), built on first use and then kept up to
+    # date by `index_items`/`remove_items`; None until a search needs them.
+    centres: LanguageCentres | None = None
 
     def count(self) -> int:
         return len(self.items)
@@ -110,9 +114,21 @@ class Collection:
             for i in item_ids:
                 del self.extra_windows[i]
 
+    def language_centres(self) -> LanguageCentres:
+        if self.centres is None:
+            centres = LanguageCentres(self.vectors.dimension)
+            ids = np.fromiter(self.items, dtype=np.int64)
+            if len(ids) and self.vectors.count():
+                centres.add(ids.tolist(), [language_of(self.items[i].full_text) for i in ids],
+                            self.vectors.vectors(ids))
+            self.centres = centres
+        return self.centres
+
     def dense_scores(self, ids: np.ndarray, query: np.ndarray) -> np.ndarray:
-        """Each item's best window's cosine with the query."""
+        """Each item's best window's cosine with the query; an item in a language other than
+        the collection's main one has it corrected for the language (`matcher.language`)."""
         scores = self.vectors.vectors(ids) @ query
+        shift = self.language_centres().shifts(ids.tolist(), scores, query)
         long_items = [n for n, i in enumerate(ids.tolist()) if i in self.extra_windows]
         if long_items:
             extra = self._window_ids(int(ids[n]) for n in long_items)
@@ -123,11 +139,35 @@ class Collection:
                 best[owner] = max(best.get(owner, -np.inf), score)
             for n in long_items:
                 scores[n] = max(float(scores[n]), best[int(ids[n])])
-        return scores
+        return scores + shift
 
     def dense_search(self, query_vectors: np.ndarray, depth: int,
                      allowed: np.ndarray | None) -> list[list[tuple[int, float]]]:
-        """Per query, the `depth` items whose best window is closest, best first."""
+        """Per query, the `depth` items whose best window is closest, best first. Items in a
+        language other than the collection's main one are searched apart and corrected for
+        their language (`matcher.language`), or the raw search would never reach them."""
+        hits = self._dense_search_raw(query_vectors, depth, allowed)
+        languages = self.language_centres().corrected()
+        if not languages:
+            return hits
+        merged = []
+        for n, main in enumerate(hits):
+            ids = dict(main)
+            for language in languages:
+                own = self.language_centres().ids_of(language)
+                if allowed is not None:
+                    own = np.intersect1d(own, allowed)
+                if len(own):
+                    ids.update(self._dense_search_raw(query_vectors[n:n + 1], depth, own)[0])
+            candidates = np.fromiter(ids, dtype=np.int64)
+            scores = self.dense_scores(candidates, query_vectors[n])
+            order = sorted(range(len(candidates)),
+                           key=lambda p: (-float(scores[p]), int(candidates[p])))[:depth]
+            merged.append([(int(candidates[p]), float(scores[p])) for p in order])
+        return merged
+
+    def _dense_search_raw(self, query_vectors: np.ndarray, depth: int,
+                          allowed: np.ndarray | None) -> list[list[tuple[int, float]]]:
         hits = self.vectors.search(query_vectors, depth, allowed_ids=allowed)
         if not self.extra_windows:
             return [list(h) for h in hits]
@@ -208,7 +248,16 @@ class Matcher:
                 continue
             coll = self.collections[side]
             if windows is not None:
-                self._store_windows(coll, [items[n].id for n in rows], [windows[n] for n in rows])
+                ids = [items[n].id for n in rows]
+                if coll.centres is not None:
+                    replaced = [i for i in ids if i in coll.centres.language]
+                    if replaced:
+                        coll.centres.remove(replaced, coll.vectors.vectors(
+                            np.array(replaced, dtype=np.int64)))
+                self._store_windows(coll, ids, [windows[n] for n in rows])
+                if coll.centres is not None:
+                    coll.centres.add(ids, [language_of(items[n].full_text) for n in rows],
+                                     np.vstack([windows[n][:1] for n in rows]))
             coll.lexical.add((items[n].id, items[n].full_text) for n in rows)
             coll.items.update((items[n].id, items[n]) for n in rows)
 
@@ -234,6 +283,11 @@ class Matcher:
         ids = np.array([int(i) for i in ids if int(i) in coll.items], dtype=np.int64)
         if not len(ids):
             return 0
+        if coll.centres is not None:
+            counted = np.array([i for i in ids.tolist() if i in coll.centres.language],
+                               dtype=np.int64)
+            if len(counted):
+                coll.centres.remove(counted.tolist(), coll.vectors.vectors(counted))
         coll.vectors.remove(ids)
         coll.drop_windows(ids.tolist())
         coll.lexical.remove(ids.tolist())
