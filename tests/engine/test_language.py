@@ -70,3 +70,60 @@ def test_removing_an_item_takes_it_out_of_its_language_mean():
     assert centres.counts == {} and centres.major() is None
     with pytest.raises(ValueError):
         centres.add([4, 4], ["han", "han"], vectors)
+
+
+class _Dimension:
+    """Just enough of an encoder for a Matcher fed with vectors."""
+
+    name = "constructed"
+    dimension = 32
+
+
+def _bilingual_matcher(rng):
+    """40 Chinese and 12 English results. Every vector is its language's direction plus what
+    it says; English result 100 says exactly what the query says."""
+    from matcher.retriever import Matcher
+    from matcher.types import Item
+
+    han_dir, latin_dir = np.zeros(32), np.zeros(32)
+    han_dir[0], latin_dir[1] = 1.0, 1.0
+    topics = [_unit(rng.normal(size=32) * np.r_[0, 0, np.ones(30)]) for _ in range(52)]
+    items, vectors = [], []
+    for n in range(40):
+        items.append(Item(n, "result", f"成果{n}", "一种方法"))
+        vectors.append(_unit(1.2 * han_dir + topics[n]))
+    for n in range(12):
+        items.append(Item(100 + n, "result", f"Result {n}", "A method"))
+        vectors.append(_unit(1.2 * latin_dir + topics[40 + n]))
+    matcher = Matcher(_Dimension())  # type: ignore[arg-type]
+    matcher.index_items(items, vectors=np.array(vectors, dtype=np.float32))
+    query = _unit(1.2 * han_dir + topics[40]).astype(np.float32)  # Chinese, says result 100's
+    return matcher, items, vectors, query
+
+
+def test_a_chinese_need_finds_the_english_result_that_says_the_same():
+    matcher, _, _, query = _bilingual_matcher(np.random.default_rng(2))
+    found = matcher.search_many(["需求"], side="result", k=5, mode="dense",
+                                query_vectors=query[None, :])[0]
+    assert found[0].id == 100
+    # Without the correction every Chinese result outranks it: the language dominates.
+    coll = matcher.collections["result"]
+    raw = coll.vectors.vectors(np.array([100] + list(range(40)))) @ query
+    assert raw[0] < raw[1:].min() + 0.5 and (raw[1:] > raw[0]).sum() >= 5
+
+
+def test_centres_kept_up_to_date_equal_centres_built_afresh():
+    from matcher.types import Item
+
+    matcher, items, vectors, query = _bilingual_matcher(np.random.default_rng(3))
+    coll = matcher.collections["result"]
+    coll.language_centres()  # built now, then maintained
+    matcher.remove_items("result", [100, 3])
+    matcher.index_items([Item(3, "result", "Now in English", "A method")],
+                        vectors=np.array([vectors[3]], dtype=np.float32))
+    kept = coll.centres
+    coll.centres = None
+    fresh = coll.language_centres()
+    assert kept is not None and kept.counts == fresh.counts == {"han": 39, "latin": 12}
+    for language in fresh.sums:
+        assert np.allclose(kept.sums[language], fresh.sums[language], atol=1e-5)
