@@ -3,6 +3,9 @@
 Model, database migration, demo import, demo accounts and index sync each skip the work that
 is already done (the same `set_up_demo` as `flask --app web setup-demo`), then a sample need
 is matched and printed with its explanations.
+
+`python -m service export-judgments OUT_DIR`: firms' 相关/不相关 marks as a judged set that
+`python -m matcher evaluate OUT_DIR` scores (`service.judgments`).
 """
 
 from __future__ import annotations
@@ -10,11 +13,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from corpora.db import create_engine_for, make_sessionmaker, upgrade
 from matcher.types import Match
 from service.composition import build_service
 from service.demo import DemoError, set_up_demo
+from service.judgments import export_judgments
 from service.matching import MatchService
 from settings import Settings
 
@@ -80,18 +85,43 @@ def run_demo(settings: Settings, query: str | None = None) -> int:
     return 0
 
 
+def run_export(settings: Settings, out_dir: Path) -> int:
+    engine = create_engine_for(settings.database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            exported = export_judgments(session, out_dir)
+    finally:
+        engine.dispose()
+    print(f"{out_dir}: {exported.queries} needs, {exported.documents} results, "
+          f"{exported.relevant} 相关 (grade 2) and {exported.not_relevant} 不相关 (grade 0)")
+    if not exported.relevant:
+        _say("note: no 相关 mark yet, so `python -m matcher evaluate` has nothing to score")
+    return 0
+
+
+EXPORT_HELP = (
+    "write firms' marks as a judged set (corpus.jsonl, queries.jsonl, qrels.tsv: 相关 = 2, "
+    "不相关 = 0) for `python -m matcher evaluate OUT_DIR`; the corpus holds only the marked "
+    "results, so that scores a re-ranking of the judged pairs, not retrieval from the whole "
+    "platform")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="set up the demo and match a sample need")
     demo.add_argument("--query", default=None, help="free-text need to match")
     demo.add_argument("--model", default=None, help="model folder, or 'fake' (default: e5)")
+    export = commands.add_parser("export-judgments", help=EXPORT_HELP, description=EXPORT_HELP)
+    export.add_argument("out_dir", type=Path, metavar="OUT_DIR")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings.from_env()
+    if args.command == "export-judgments":
+        return run_export(settings, args.out_dir)
     if args.model:
         settings = settings.with_overrides({"MATCHER_MODEL": args.model})
     return run_demo(settings, args.query)

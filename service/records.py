@@ -205,6 +205,21 @@ def mark_match(session: Session, user: User, need: Need, result_id: Any, relevan
     return feedback
 
 
+def unmark_match(session: Session, user: User, need: Need, result_id: Any) -> MatchFeedback:
+    """Take back a firm's mark on one of its need's matches (the undo of a hidden result)."""
+    if (parsed_id := as_id(result_id)) is None:
+        raise FieldErrors({"result_id": "须为成果编号（整数）"})
+    feedback = session.scalar(select(MatchFeedback).where(
+        MatchFeedback.need_id == need.id, MatchFeedback.result_id == parsed_id))
+    if feedback is None:
+        raise LookupError(f"成果 {parsed_id} 在此需求上没有标记")
+    session.delete(feedback)
+    session.flush()
+    record(session, user, "unmark", "need", need.id,
+           {"result_id": parsed_id, "relevant": feedback.relevant})
+    return feedback
+
+
 def organisation_name(session: Session, organisation_id: int | None) -> str | None:
     if organisation_id is None:
         return None

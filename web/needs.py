@@ -9,13 +9,15 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from corpora.models import MatchFeedback, Need
+from corpora.models import Need
+from service.feedback import marked_matches
 from service.records import (
     NEED_FIELDS,
     FieldErrors,
     create_need,
     mark_match,
     set_need_status,
+    unmark_match,
     update_need,
 )
 from web import permissions
@@ -106,16 +108,19 @@ def detail(need_id: int) -> Any:
     except BadFilter as bad:
         error, filters = bad.message, None
     rows = []
-    if error is None:
-        rows = match_rows(db, "result",
-                          service().match_row(need, "result", k=MATCHES_K, filters=filters))
+    hidden: list[Any] = []
+    marks: dict[int, Any] = {}
     owner = permissions.can_edit_need(current_user, need)
-    marks = {}
-    if owner:
-        marks = {f.result_id: f for f in db.scalars(
-            select(MatchFeedback).where(MatchFeedback.need_id == need.id))}
+    if error is None:
+        # The firm's marks shape its need's list (不相关 hidden, 相关 pulls similar results
+        # up) for everyone who reads it; only the owner sees the marks themselves.
+        marked = marked_matches(service(), db, need, k=MATCHES_K, filters=filters)
+        rows = match_rows(db, "result", marked.matches)
+        if owner:
+            marks, hidden = marked.marks, marked.hidden
     return render_template(
         "needs/detail.html", need=need, rows=rows, error=error, owner=owner, marks=marks,
+        hidden=hidden,
         no_strong=none_strong(rows),
         show_contact=permissions.can_see_contact(current_user, need), args=request.args,
     ), 400 if error else 200
@@ -133,11 +138,35 @@ def feedback(need_id: int) -> Any:
     except FieldErrors as bad:
         db.rollback()
         abort(400, "；".join(bad.errors.values()))
-    flash("已标记为相关" if mark.relevant else "已标记为不相关")
+    flash("已标记为相关" if mark.relevant else "已标记为不相关，已从列表中隐藏")
+    anchor = f"match-{mark.result_id}" if mark.relevant else "hidden-matches"
+    return _back_to_list(need, anchor)
+
+
+@bp.route("/<id:need_id>/feedback/<result_id>/delete", methods=["POST"])
+@login_required
+def unmark(need_id: int, result_id: str) -> Any:
+    """Undo a mark: a hidden result comes back into the list."""
+    need = _editable(need_id)
+    db = get_db()
+    try:
+        mark = unmark_match(db, signed_in_user(), need, result_id)
+        db.commit()
+    except FieldErrors as bad:
+        db.rollback()
+        abort(400, "result_id：" + "；".join(bad.errors.values()))
+    except LookupError as missing:
+        db.rollback()
+        abort(404, str(missing))
+    flash("已撤销标记")
+    return _back_to_list(need, f"match-{mark.result_id}")
+
+
+def _back_to_list(need: Need, anchor: str) -> Any:
     # Back to the same filtered list: the query is rebuilt, never echoed (no header tricks).
     back = request.form.get("back", "")
     known = {*FILTER_PARAMS["result"], "date_from", "date_to"}
     pairs = parse_qsl(back[1:], keep_blank_values=False) if back.startswith("?") else []
     filters = {name: value for name, value in pairs if name in known}
     target = url_for("needs.detail", need_id=need.id, **filters)
-    return redirect(f"{target}#match-{mark.result_id}")
+    return redirect(f"{target}#{anchor}")

@@ -23,6 +23,7 @@ from corpora.models import (
     Result,
 )
 from matcher.types import Side
+from service.feedback import marked_matches
 from service.records import (
     FieldErrors,
     create_need,
@@ -30,6 +31,7 @@ from service.records import (
     mark_match,
     set_need_status,
     set_result_status,
+    unmark_match,
     update_need,
     update_result,
 )
@@ -234,21 +236,24 @@ def need_matches(need_id: str) -> Any:
     user = viewer()
     filters = filters_of(args, "result")
     db = get_db()
-    rows = match_rows(db, "result",
-                      service().match_row(need, "result", k=args.k, filters=filters))
-    items = [row.as_json() for row in rows]
+    # As on the page: 不相关 results left out, 相关 ones pulling similar results up.
+    marked = marked_matches(service(), db, need, k=args.k, filters=filters)
+    items = [row.as_json() for row in match_rows(db, "result", marked.matches)]
+    answer: dict[str, Any] = {"need_id": need.id, "k": args.k, "matches": items}
     if permissions.can_edit_need(user, need):
-        marks = {f.result_id: f for f in db.scalars(
-            select(MatchFeedback).where(MatchFeedback.need_id == need.id))}
         for item in items:
-            if (mark := marks.get(item["id"])) is not None:
+            if (mark := marked.marks.get(item["id"])) is not None:
                 item["mark"] = {"relevant": mark.relevant, "reason": mark.reason}
-    return ok({"need_id": need.id, "k": args.k, "matches": items})
+        answer["hidden"] = [{"id": mark.result_id, "title": mark.result.title,
+                             "reason": mark.reason} for mark in marked.hidden]
+    return ok(answer)
 
 
 @operation("POST", "/needs/{need_id}/feedback", tag="匹配", summary="标记一条匹配是否相关",
            answer=answers.MarkOut, body=FeedbackBody, errors=(404, *WRITE_ERRORS),
-           description=NEED_EDITORS + "同一需求与成果只有一条标记，再次标记即覆盖。")
+           description=NEED_EDITORS + "同一需求与成果只有一条标记，再次标记即覆盖。"
+           "标记为不相关的成果不再出现在该需求的匹配列表中（列在 hidden 里，可撤销）；"
+           "标记为相关的成果使与之相近的成果排得更靠前。")
 def need_feedback(need_id: str) -> Any:
     need = load_need(need_id)
     if not permissions.can_edit_need(viewer(), need):
@@ -263,6 +268,23 @@ def need_feedback(need_id: str) -> Any:
     commit()
     return ok({"need_id": need.id, "result_id": mark.result_id, "relevant": mark.relevant,
                "reason": mark.reason, "updated_at": when(mark.updated_at)})
+
+
+@operation("DELETE", "/needs/{need_id}/feedback/{result_id}", tag="匹配",
+           summary="撤销一条匹配标记", answer=answers.UnmarkOut, errors=(403, 404, 409),
+           description=NEED_EDITORS + "撤销后该成果按原样参与排序：隐藏的成果重新出现在匹配列表中。"
+           "该成果在此需求上没有标记时 404。")
+def delete_need_feedback(need_id: str, result_id: str) -> Any:
+    need = load_need(need_id)
+    if not permissions.can_edit_need(viewer(), need):
+        fail(403, "只有发布该需求的企业可以撤销标记")
+    read_query()
+    try:
+        mark = unmark_match(get_db(), actor(), need, path_id(result_id, "result_id"))
+    except LookupError as missing:
+        fail(404, str(missing))
+    commit()
+    return ok({"need_id": need.id, "result_id": mark.result_id, "relevant": mark.relevant})
 
 
 # --- results --------------------------------------------------------------------------------
