@@ -9,8 +9,11 @@ for it.
 The method (best-answer coverage, greedy, with an industry balance):
 
 - Coverage comes from the matching engine: result → {need: rank of the result among that
-  need's top K matches}. A need answered at rank r is worth w(r) = 1 / log2(1 + r): 1 for the
-  best match, 0.63 for the second, 0.29 for the 10th (the DCG discount of ranking metrics).
+  need's top K matches}, for the pairs the engine rates 较强 or better only
+  (`service.matching.COVERAGE_MIN_LABEL`): a weak match in a need's top K does not answer it,
+  and counting it let one generic result claim many unrelated needs. A need answered at
+  rank r is worth w(r) = 1 / log2(1 + r): 1 for the best match, 0.63 for the second, 0.29
+  for the 10th (the DCG discount of ranking metrics).
 - The value of a set S of lots is f(S) = Σ over needs of the best w(r) any lot in S reaches
   for it. A need counts once, at its best answer; a second lot answering a need already
   answered only adds the improvement, if it answers that need better.

@@ -12,9 +12,10 @@ from flask import Blueprint, abort, flash, render_template, request
 from flask_login import current_user, login_required
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 from werkzeug.datastructures import FileStorage
 
+from corpora.db import in_chunks
 from corpora.importer import (
     REJECTED_SHOWN_MAX,
     ImportProblem,
@@ -22,10 +23,12 @@ from corpora.importer import (
     RowsRejected,
     import_file,
 )
-from corpora.models import MatchFeedback, Organisation, Result, User
+from corpora.models import MatchFeedback, Need, Organisation, Result, User
 from corpora.schema import RESULT_SCHEMA
 from corpora.sides import is_matchable
+from matcher.types import Strength
 from service.audit import record
+from service.matching import Coverage
 from service.records import RESULT_FIELDS, create_result, set_result_status, update_result
 from web import permissions
 from web.auth import role_required
@@ -246,7 +249,8 @@ def _safe_upload_name(name: str, suffix: str) -> str:
 @bp.route("/coverage")
 @role_required("officer")
 def coverage() -> Any:
-    """Every active result with how many open needs it answers well, most first."""
+    """Every active result with how many open needs it answers well (较强 or better), most
+    first; then the open needs nothing answers well, by industry."""
     db = get_db()
     cov = service().coverage()
     industry = request.args.get("industry", "")
@@ -261,4 +265,31 @@ def coverage() -> Any:
     rows = {r.id: r for r in db.scalars(query.where(Result.id.in_(ids[:2000])))} if ids else {}
     ranked = [(rows[i], cov.count(i)) for i in ids if i in rows][:200]
     return render_template("results/coverage.html", ranked=ranked, top_k=cov.top_k,
-                           args=request.args)
+                           min_label=cov.min_label, args=request.args,
+                           unanswered=unanswered_needs(db, cov, industry))
+
+
+@dataclass(frozen=True)
+class UnansweredNeed:
+    need: Need
+    best: Strength | None  # the best strength any result reached for it
+
+
+def unanswered_needs(db: Session, cov: Coverage, industry: str = ""
+                     ) -> list[tuple[str, list[UnansweredNeed]]]:
+    """Open needs no result answers at `cov.min_label` or better, grouped by industry (the
+    groups by name, 未注明 last; in each, the needs closest to an answer first)."""
+    best = cov.best_of_need
+    groups: dict[str, list[UnansweredNeed]] = {}
+    for chunk in in_chunks(cov.unanswered()):
+        query = (select(Need).options(selectinload(Need.organisation))
+                 .where(Need.id.in_(chunk), is_matchable(Need)))
+        if industry:
+            query = query.where(Need.industry == industry)
+        for need in db.scalars(query):
+            groups.setdefault(need.industry or "", []).append(
+                UnansweredNeed(need, best.get(need.id)))
+    for needs in groups.values():
+        needs.sort(key=lambda u: (-(u.best.probability if u.best else 0.0), u.need.id))
+    return [(name or "未注明", groups[name])
+            for name in sorted(groups, key=lambda name: (name == "", name))]

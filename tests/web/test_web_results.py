@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from corpora.models import Result, User
 from tests.support.web import Site
 from web.database import sessions
+from web.matching import service
 
 NEW_RESULT = {
     "title": "石墨烯复合散热膜制备方法",
@@ -146,9 +147,22 @@ def test_upload_refuses_wrong_types_and_oversized_files(sqlite_site: Site) -> No
 
 
 def test_coverage_counts_open_needs_answered(sqlite_site: Site) -> None:
-    page = sqlite_site.client("officer").get("/results/coverage").get_data(as_text=True)
-    assert "基于深度学习的机器人视觉定位方法" in page
-    assert "能较好解决的开放需求" in page
+    officer = sqlite_site.client("officer")
+    page = officer.get("/results/coverage").get_data(as_text=True)
+    # The fake encoder rates every seeded pair 弱: no result answers a need well, and every
+    # open need is listed as unanswered, under its industry, with the best strength it got.
+    listed, unanswered = page.split('id="unanswered"')
+    assert "基于深度学习的机器人视觉定位方法" not in listed and "能较好解决的开放需求" in listed
+    for need_id in sqlite_site.ids["need"].values():
+        assert f'href="/needs/{need_id}"' in unanswered
+    assert "生物医药（1 条）" in unanswered and "最好匹配：弱" in unanswered
+    only = officer.get("/results/coverage", query_string={"industry": "生物医药"})
+    assert "智能制造（" not in only.get_data(as_text=True)
+    with sqlite_site.app.app_context():
+        service().coverage_min_label = "弱"  # every top-K pair counts, as before strength
+    page = officer.get("/results/coverage").get_data(as_text=True)
+    assert "基于深度学习的机器人视觉定位方法" in page.split('id="unanswered"')[0]
+    assert "每条开放需求都至少有一件成果能较好解决（弱以上）" in page
 
 
 def test_admin_creates_and_disables_accounts(sqlite_site: Site) -> None:

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from openpyxl import load_workbook
 from sqlalchemy import func, select
 
-from corpora.models import AuditEntry, Organisation, Result, Shortlist, ShortlistLot
+from corpora.models import AuditEntry, Need, Organisation, Result, Shortlist, ShortlistLot
 from matcher.shortlist import propose
 from tests.support.web import Site
 from web.database import sessions
@@ -29,7 +29,7 @@ SCREENING = "肿瘤早筛血液检测方法"
 ROBOT_NEED = "工业机器人视觉抓取精度提升"
 
 COLUMNS = ["序号", "成果名称", "完成单位", "成果类型", "专利号", "成熟度", "产业领域", "转化方式",
-           "意向价格(万元)", "保留价(万元)", "备注", "能解决的开放需求数", "相关需求"]
+           "意向价格(万元)", "保留价(万元)", "备注", "能较好解决的开放需求数(较强以上)", "相关需求"]
 
 
 def _create(client: FlaskClient, **fields: str) -> int:
@@ -94,7 +94,15 @@ def _as_text(cell: Any) -> str:
     return str(cell)
 
 
+def _count_every_match(site: Site) -> None:
+    """The fake encoder rates every seeded pair 弱: count every top-K pair, as the coverage
+    did before strength, for tests about curating rather than about strength."""
+    with site.app.app_context():
+        service().coverage_min_label = "弱"
+
+
 def test_full_workflow(site: Site) -> None:
+    _count_every_match(site)
     client = site.client("officer")
     ids = site.ids["result"]
     shortlist_id = _create(client, title="2025 G60 成果拍卖会", event_date="2025-09-20",
@@ -107,7 +115,7 @@ def test_full_workflow(site: Site) -> None:
     page = client.get(f"/shortlists/{shortlist_id}").get_data(as_text=True)
     assert "2025 G60 成果拍卖会" in page and "2025-09-20" in page and "松江专场" in page
     assert f'href="/needs/{site.ids["need"][ROBOT_NEED]}"' in page
-    assert "能解决的开放需求" in page
+    assert "能较好解决的开放需求" in page
 
     # Reorder: one place up, then straight to the top by position.
     lot_ids = _lot_ids(site, shortlist_id)
@@ -188,6 +196,49 @@ def test_full_workflow(site: Site) -> None:
     history = page[page.index('id="history"'):]
     assert "officer" in history and f"移除拍品《{SCREENING}》" in history
     assert "保留价（万元）：（空） → 80.5" in history and "采纳系统建议" in history
+
+
+def test_only_strong_matches_count_and_the_rest_is_said(sqlite_site: Site) -> None:
+    """Default threshold (较强): the seeded pairs are all 弱, so no lot answers anything and
+    nothing is proposed, until a result that answers a need well (a near-copy) is added."""
+    site = sqlite_site
+    client = site.client("officer")
+    ids = site.ids
+    shortlist_id = _create(client)
+    _add(client, shortlist_id, ids["result"][VISION])
+    page = client.get(f"/shortlists/{shortlist_id}").get_data(as_text=True)
+    assert f'href="/needs/{ids["need"][ROBOT_NEED]}"' not in page
+    assert "暂无（未以较强以上的强度进入任何开放需求的前 10 名）" in page
+    proposal = client.get(f"/shortlists/{shortlist_id}/propose", query_string={"n": "2"})
+    text = proposal.get_data(as_text=True)
+    assert "较强以上" in text[text.index('id="method"'):]
+    assert 'name="result_id"' not in text and "没有可建议的成果" in text
+    coverage = client.get("/results/coverage").get_data(as_text=True)
+    unanswered = coverage[coverage.index('id="unanswered"'):]
+    assert all(f'href="/needs/{need}"' in unanswered for need in ids["need"].values())
+    assert "最好匹配：弱" in unanswered and "智能制造（1 条）" in unanswered
+
+    with site.app.app_context(), sessions()() as db:
+        need = db.get(Need, ids["need"][ROBOT_NEED])
+        copy = Result(organisation_id=ids["org"]["示例理工大学"], title="机器人视觉无序抓取定位",
+                      abstract=need.description, industry="智能制造", status="active")
+        db.add(copy)
+        db.commit()
+        service().changed(db, "result", [copy.id])
+        service().coverage_max_age = 0
+        covered = service().refresh_coverage()
+        assert covered.needs_of == {copy.id: {need.id: 1}}
+    page = client.get(f"/shortlists/{shortlist_id}/propose", query_string={"n": "2"})
+    text = page.get_data(as_text=True)
+    assert re.findall(r'name="result_id" value="(\d+)"', text) == [str(copy.id)]
+    assert "采纳后清单合计能较好解决 <strong>1</strong> 条开放需求" in text
+    _add(client, shortlist_id, copy.id)
+    page = client.get(f"/shortlists/{shortlist_id}").get_data(as_text=True)
+    lots = page[page.index('class="lots"'):]
+    assert f'href="/needs/{need.id}"' in lots and re.search(r"第 1 名 · (强|较强)（\d+%）", lots)
+    coverage = client.get("/results/coverage").get_data(as_text=True)
+    assert "机器人视觉无序抓取定位" in coverage[:coverage.index('id="unanswered"')]
+    assert f'href="/needs/{need.id}"' not in coverage[coverage.index('id="unanswered"'):]
 
 
 def test_edit_and_delete_are_audited(site: Site) -> None:

@@ -7,21 +7,22 @@ from typing import Any
 
 from flask import render_template
 
-from corpora.models import Need, Shortlist, utcnow
+from corpora.models import Shortlist, utcnow
 from web.auth import role_required
 from web.database import get_db
 from web.exports import Cell, download, to_csv, to_xlsx
+from web.matching import service
 from web.shortlists import bp
-from web.shortlists.coverage import lot_rows, needs_answered
+from web.shortlists.coverage import Answer, lot_rows, needs_answered
 from web.shortlists.lots import get_shortlist, ordered_lots
 
 EXPORT_COLUMNS = ("序号", "成果名称", "完成单位", "成果类型", "专利号", "成熟度", "产业领域",
-                  "转化方式", "意向价格(万元)", "保留价(万元)", "备注", "能解决的开放需求数",
-                  "相关需求")
+                  "转化方式", "意向价格(万元)", "保留价(万元)", "备注",
+                  "能较好解决的开放需求数(较强以上)", "相关需求")
 XLSX_WIDTHS = (6, 36, 24, 10, 18, 8, 14, 18, 12, 12, 30, 10, 50)
 
 
-def export_rows(shortlist: Shortlist, answered: Mapping[int, list[tuple[Need, int]]]
+def export_rows(shortlist: Shortlist, answered: Mapping[int, list[Answer]]
                 ) -> list[list[Cell]]:
     rows: list[list[Cell]] = []
     for lot in ordered_lots(shortlist):
@@ -31,7 +32,7 @@ def export_rows(shortlist: Shortlist, answered: Mapping[int, list[tuple[Need, in
             lot.position, result.title, result.organisation.name, result.result_type or "",
             result.patent_number or "", result.maturity or "", result.industry or "",
             "、".join(result.transfer_mode_list), result.asking_price, lot.reserve_price,
-            lot.note or "", len(needs), "；".join(need.title for need, _ in needs),
+            lot.note or "", len(needs), "；".join(answer.need.title for answer in needs),
         ])
     return rows
 
@@ -64,6 +65,7 @@ def export_xlsx(shortlist_id: int) -> Any:
 def print_view(shortlist_id: int) -> Any:
     shortlist = get_shortlist(shortlist_id)
     rows = lot_rows(get_db(), shortlist)
-    covered = {need.id for row in rows for need, _ in row.needs}
+    covered = {answer.need.id for row in rows for answer in row.needs}
     return render_template("shortlists/print.html", shortlist=shortlist, rows=rows,
-                           covered=len(covered), printed_at=utcnow())
+                           covered=len(covered), printed_at=utcnow(),
+                           min_label=service().coverage().min_label)

@@ -49,7 +49,9 @@ class ProposalRow:
 
 def make_proposal(db: Session, shortlist: Shortlist, n: int, balance: float
                   ) -> tuple[Proposal, list[ProposalRow]]:
-    """Active results not on the list, over the coverage of still-open needs."""
+    """Active results not on the list, over the coverage of still-open needs: the pairs
+    rated `Coverage.min_label` or better only, so the needs it reports covered are ones the
+    list answers well."""
     coverage = service().coverage().needs_of
     open_ids = set(db.scalars(select(Need.id).where(is_matchable(Need))))
     industry_of = {rid: industry for rid, industry in db.execute(
@@ -100,7 +102,8 @@ def propose_lots(shortlist_id: int) -> Any:
     return render_template(
         "shortlists/propose.html", shortlist=shortlist, values=values, errors=errors,
         proposal=proposal, rows=rows, n=n, balance=balance,
-        top_k=service().coverage().top_k, propose_max=PROPOSE_MAX, balance_max=BALANCE_MAX,
+        top_k=service().coverage().top_k, min_label=service().coverage().min_label,
+        propose_max=PROPOSE_MAX, balance_max=BALANCE_MAX,
     ), 400 if errors else 200
 
 

@@ -41,13 +41,13 @@ def _render_detail(shortlist: Shortlist, *, status: int = 200,
                    lot_errors: Mapping[int, Mapping[str, str]] | None = None) -> Any:
     db = get_db()
     rows = lot_rows(db, shortlist)
-    covered = {need.id for row in rows for need, _ in row.needs}
+    covered = {answer.need.id for row in rows for answer in row.needs}
     industries = Counter(row.lot.result.industry or "未注明" for row in rows)
     return render_template(
         "shortlists/detail.html", shortlist=shortlist, rows=rows, covered=len(covered),
         industries=industries.most_common(), history=history(db, shortlist.id),
         errors=errors or {}, values=values or {}, lot_errors=lot_errors or {},
-        top_k=service().coverage().top_k,
+        top_k=service().coverage().top_k, min_label=service().coverage().min_label,
     ), status
 
 
