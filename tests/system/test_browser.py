@@ -85,7 +85,7 @@ def test_firm_posts_a_need_and_sees_explained_matches(live: tuple[Site, str], pa
     expect(first).to_be_visible()
     expect(first.locator("h3")).to_contain_text("基于深度学习的机器人视觉定位方法")
     expect(first.locator(".why")).to_contain_text("都涉及")
-    first.locator("summary").click()
+    first.locator("summary", has_text="对照两段文字").click()
     expect(first.locator("mark").first).to_be_visible()
     first.locator("input[name=relevant][value=true]").check()
     first.locator("input[name=reason]").fill("精度满足，希望洽谈")
