@@ -15,15 +15,15 @@ needs' top 10 without answering any of them. Two standard remedies, both pure nu
   not rank it.
 
 What each does to the demo (how many needs' top 10 the most frequent result reaches, beside
-nDCG@10 and P@5) is measured by `scripts/measure_hubs.py`. The officers' coverage uses mutual
-nearest neighbours (`service.matching.COVERAGE_MUTUAL_K`), after its strength threshold. CSLS
-among the open needs lifted need-results (nDCG@10 +0.015, P@5 +0.009 at weight 0.25) but cost
-the cross-lingual set 0.03 nDCG@10, so the need page's ranking does not use it (yet).
+nDCG@10 and P@5) is measured by `scripts/measure_hubs.py`. The engine ranks a need's results
+with CSLS among the open needs at weight 0.25 (`retriever.HUB_WEIGHT`): need-results nDCG@10
++0.015, P@5 +0.009, the older sets within 0.002. The officers' coverage also keeps a pair only
+for mutual nearest neighbours (`service.matching.COVERAGE_MUTUAL_K`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from typing import TypeVar
 
 import numpy as np
@@ -57,6 +57,14 @@ def neighbourhood_density(points: np.ndarray, others: np.ndarray, k: int = 10, *
         nearest = np.partition(cosines, -k, axis=1)[:, -k:]
         density[start:start + len(cosines)] = nearest.mean(axis=1)
     return density
+
+
+def density_of_hits(hits: Sequence[Sequence[tuple[int, float]]]) -> np.ndarray:
+    """r_k from a vector index's k-nearest search (one list of (id, cosine) per point): the
+    mean cosine of each list, 0 for an empty one. The engine searches the needs' index with
+    its candidates' vectors, so r_k costs one k-NN search however many needs there are."""
+    return np.array([float(np.mean([score for _, score in row])) if row else 0.0
+                     for row in hits], dtype=np.float32)
 
 
 def csls_scores(cosines: np.ndarray, density: np.ndarray, weight: float = 0.5) -> np.ndarray:

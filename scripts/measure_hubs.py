@@ -33,16 +33,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from matcher.cli import _encoder  # noqa: E402 - the evaluation's encoder, cache and settings
 from matcher.evaluation import load_corpus, load_qrels, load_queries, score_run  # noqa: E402
 from matcher.hubness import csls_scores, mutual_pairs, neighbourhood_density  # noqa: E402
-from matcher.ranking import SIDE, EvalRanker  # noqa: E402
+from matcher.ranking import QUERY_SIDE, SIDE, EvalRanker  # noqa: E402
+from matcher.retriever import HUB_K, HUB_WEIGHT  # noqa: E402
 from service.matching import COVERAGE_MIN_LABEL, labels_from  # noqa: E402
 
 K = 10
 DEMO_PREFIX = "DEMO-NEED-"
-HUB_K = 10  # CSLS neighbourhood
 # (name, density source, weight): weight 0.5 is CSLS proper (see `csls_scores`). "queries":
-# r_k among the set's queries (on the platform: the open needs); "corpus": among the results.
+# the engine's own discount (`Matcher.hub_weight`: r_k among the indexed needs, here the set's
+# queries; the strength reads the plain cosine); "corpus": r_k among the results, applied here
+# by wrapping the dense scores (the strength then reads the discounted cosine).
 VARIANTS: tuple[tuple[str, str, float], ...] = (
-    ("csls-queries w0.25", "queries", 0.25),
+    (f"csls-queries w{HUB_WEIGHT:g} (engine)", "queries", HUB_WEIGHT),
     ("csls-queries w0.5", "queries", 0.5),
     ("csls-corpus w0.25", "corpus", 0.25),
     ("csls-corpus w0.5", "corpus", 0.5),
@@ -73,10 +75,12 @@ def with_penalty(ranker: EvalRanker, penalty: np.ndarray | None) -> Callable[[],
     return undo
 
 
-def rank(ranker: EvalRanker, queries: Sequence, penalty: np.ndarray | None
+def rank(ranker: EvalRanker, queries: Sequence, weight: float, penalty: np.ndarray | None
          ) -> tuple[dict[str, list[tuple[str, float]]], dict[str, list[str]]]:
-    """Hybrid top 100, the dense scores less `penalty` (per document) if any."""
+    """Hybrid top 100 at the engine's hub weight `weight`, the dense scores less `penalty`
+    (per document) if any."""
     undo = with_penalty(ranker, penalty)
+    ranker.matcher.hub_weight = weight
     try:
         return ranker.rank_rated(queries, k=100, mode="hybrid")
     finally:
@@ -115,19 +119,20 @@ def main(argv: list[str] | None = None) -> int:
         titles = {d.id: d.title or d.text[:24] for d in docs}
         doc_vectors = first_vectors(ranker)
         query_vectors = encoder.encode_queries([q.text for q in queries])
-        density = {
-            "queries": neighbourhood_density(doc_vectors, query_vectors, HUB_K),
-            "corpus": neighbourhood_density(doc_vectors, doc_vectors, HUB_K, same=True),
-        }
+        # The queries play the open needs: the engine's discount reads their index.
+        ranker.matcher.collections[QUERY_SIDE].vectors.add(
+            np.arange(len(queries), dtype=np.int64), query_vectors)
+        corpus_density = neighbourhood_density(doc_vectors, doc_vectors, HUB_K, same=True)
         demo = [q.id for q in queries if q.id.startswith(DEMO_PREFIX)]
         every = [q.id for q in queries]
         print(f"\n== {set_name}: {len(docs)} documents, {len(queries)} queries"
               f" ({len(demo)} demo needs)")
-        base_run, base_labels = rank(ranker, queries, None)
+        base_run, base_labels = rank(ranker, queries, 0.0, None)
         rows = [("no discount", base_run)]
         runs = {"no discount": (base_run, base_labels)}
         for name, source, weight in VARIANTS:
-            runs[name] = rank(ranker, queries, weight * density[source])
+            runs[name] = (rank(ranker, queries, weight, None) if source == "queries"
+                          else rank(ranker, queries, 0.0, weight * corpus_density))
             rows.append((name, runs[name][0]))
         base = score_run(base_run, qrels)
         for name, run in rows:
@@ -145,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, _ in rows:
             print(f"  top 5 {name}: {lists[set_name][name]}")
         if demo:
-            coverage_report({name: runs[name] for name in ("no discount", "csls-queries w0.25")},
+            coverage_report({name: runs[name] for name in ("no discount", VARIANTS[0][0])},
                             demo, doc_vectors, query_vectors,
                             {q.id: n for n, q in enumerate(queries)},
                             {d.id: n for n, d in enumerate(docs)}, titles)

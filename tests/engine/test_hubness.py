@@ -72,3 +72,25 @@ def test_mutual_pairs_keep_the_hub_only_for_the_needs_it_is_nearest_to() -> None
     assert reverse_ranks(results[:1], needs)[0, :2].tolist() == [1, 2]
     with pytest.raises(ValueError, match="k must be positive"):
         mutual_pairs(needs_of, result_vectors, need_vectors, k=0)
+
+
+def test_the_engine_ranks_a_needs_own_result_above_the_hub() -> None:
+    from embeddings.fake import FakeEncoder
+    from matcher.retriever import HUB_WEIGHT, Matcher
+    from matcher.types import Item
+
+    needs, results = _case()
+    matcher = Matcher(FakeEncoder(DIMENSION))
+    # Texts share no word, so BM25 is silent and the dense side decides.
+    matcher.index_items([Item(i, "need", "寻求方案", "") for i in range(NEEDS)], vectors=needs)
+    matcher.index_items([Item(i, "result", "样品成果", "") for i in range(len(results))],
+                        vectors=results)
+
+    def firsts() -> list[int]:
+        return [m[0].id for m in matcher.search_many(
+            ["寻求方案"] * NEEDS, side="result", k=3, explain=False,
+            query_vectors=needs, query_side="need")]
+
+    assert HUB_WEIGHT > 0 and firsts() == list(range(1, NEEDS + 1))
+    matcher.hub_weight = 0.0
+    assert firsts() == [0] * NEEDS  # without the discount the hub tops every need

@@ -92,3 +92,19 @@ def test_the_threshold_is_a_setting(seeded: tuple[MatchService, dict[str, int]])
         svc.coverage_min_label = "很强"
     with pytest.raises(ValueError, match="strength label"):
         MatchService(svc.store, svc.sessions, coverage_min_label="")
+
+
+def test_a_pair_counts_only_for_the_results_nearest_needs(
+        seeded: tuple[MatchService, dict[str, int]]) -> None:
+    svc, ids = seeded
+    svc.coverage_min_label = "弱"  # every result ranks for both needs
+    assert svc.coverage().hub_pairs_dropped == 0  # two needs: all within the nearest 10
+    guarded = MatchService(svc.store, svc.sessions, coverage_min_label="弱",
+                           coverage_mutual_k=1)
+    coverage = guarded.coverage()
+    # Each result keeps the one need it is nearest to; the copy keeps the need it copies.
+    assert all(len(needs) == 1 for needs in coverage.needs_of.values())
+    assert coverage.needs_of[ids["机器人视觉抓取定位"]] == {ids[ROBOT[0]]: 1}
+    assert coverage.hub_pairs_dropped == len(RESULTS)
+    with pytest.raises(ValueError, match="coverage_mutual_k"):
+        MatchService(svc.store, svc.sessions, coverage_mutual_k=0)
