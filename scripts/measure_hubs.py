@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from matcher.cli import _encoder  # noqa: E402 - the evaluation's encoder, cache and settings
 from matcher.evaluation import load_corpus, load_qrels, load_queries, score_run  # noqa: E402
 from matcher.hubness import csls_scores, mutual_pairs, neighbourhood_density  # noqa: E402
-from matcher.ranking import QUERY_SIDE, SIDE, EvalRanker  # noqa: E402
+from matcher.ranking import SIDE, EvalRanker  # noqa: E402
 from matcher.retriever import HUB_K, HUB_WEIGHT  # noqa: E402
 from service.matching import COVERAGE_MIN_LABEL, labels_from  # noqa: E402
 
@@ -118,10 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         ranker = EvalRanker(encoder, docs)
         titles = {d.id: d.title or d.text[:24] for d in docs}
         doc_vectors = first_vectors(ranker)
+        # The queries play the open needs: `EvalRanker` indexes them as the platform indexes
+        # needs (documents, first window), and the engine's discount reads that index.
         query_vectors = encoder.encode_queries([q.text for q in queries])
-        # The queries play the open needs: the engine's discount reads their index.
-        ranker.matcher.collections[QUERY_SIDE].vectors.add(
-            np.arange(len(queries), dtype=np.int64), query_vectors)
         corpus_density = neighbourhood_density(doc_vectors, doc_vectors, HUB_K, same=True)
         demo = [q.id for q in queries if q.id.startswith(DEMO_PREFIX)]
         every = [q.id for q in queries]
