@@ -352,9 +352,18 @@ class ShortlistLot(TimestampMixin, Base):
     position: Mapped[int] = mapped_column(Integer)
     reserve_price: Mapped[float | None] = mapped_column(Float)  # 万元
     note: Mapped[str | None] = mapped_column(String(1000))
+    # What the auction made of the lot: "sold" (sold_price 万元, buyer) or "unsold" (流拍);
+    # None until an officer records it.
+    outcome: Mapped[str | None] = mapped_column(String(10))
+    sold_price: Mapped[float | None] = mapped_column(Float)
+    buyer: Mapped[str | None] = mapped_column(String(200))
+    outcome_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"))
 
     shortlist: Mapped[Shortlist] = relationship(back_populates="lots")
     result: Mapped[Result] = relationship()
+    outcome_by: Mapped[User | None] = relationship()
 
 
 class AuditEntry(Base):
