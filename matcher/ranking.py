@@ -55,6 +55,24 @@ class EvalRanker:
         self.matcher.index_items(items, windows=windows)
         self.timings.index_s = time.perf_counter() - started
 
+    def index_queries_as_needs(self, queries: Sequence[EvalQuery], *, vectors: bool = True
+                               ) -> None:
+        """The queries play the platform's open needs: their BM25 index is the query side
+        whose common words (希望 预算 我司 ...) the result side weighs down
+        (`LexicalIndex.query_weight`), and their vectors are the needs among which a result's
+        density is measured, so a result near every need is discounted as on the platform
+        (`matcher.hubness`). Encoded as the platform indexes needs: documents, first window."""
+        needs = self.matcher.collections[QUERY_SIDE]
+        needs.lexical.build((n, q.text) for n, q in enumerate(queries))
+        encoder = self.matcher.encoder
+        if encoder is not None and vectors:
+            windows = encode_document_windows(encoder, [q.text for q in queries])
+            needs.vectors.build(np.arange(len(queries), dtype=np.int64),
+                                np.vstack([w[:1] for w in windows]).astype(np.float32))
+        else:
+            needs.vectors.build(np.zeros(0, dtype=np.int64),
+                                np.zeros((0, needs.vectors.dimension), dtype=np.float32))
+
     def rank(self, queries: Sequence[EvalQuery], *, k: int, mode: Mode,
              progress: bool = False) -> Run:
         return self.rank_rated(queries, k=k, mode=mode, progress=progress)[0]
@@ -64,21 +82,7 @@ class EvalRanker:
         """The run, and each query's strength labels in rank order (empty where the mode
         carries no strength: only hybrid ranking is calibrated)."""
         started = time.perf_counter()
-        # The queries play the needs: their BM25 index is the query side whose common words
-        # (希望 预算 我司 ...) the result side's BM25 weighs down (`LexicalIndex.query_weight`).
-        needs = self.matcher.collections[QUERY_SIDE]
-        needs.lexical.build((n, q.text) for n, q in enumerate(queries))
-        # ... and their vectors are the open needs among which a result's density is measured,
-        # so a result near every need is discounted as on the platform (`matcher.hubness`).
-        # Encoded as the platform indexes needs: as documents, first window.
-        encoder = self.matcher.encoder
-        if encoder is not None and mode != "lexical":
-            windows = encode_document_windows(encoder, [q.text for q in queries])
-            needs.vectors.build(np.arange(len(queries), dtype=np.int64),
-                                np.vstack([w[:1] for w in windows]).astype(np.float32))
-        else:
-            needs.vectors.build(np.zeros(0, dtype=np.int64),
-                                np.zeros((0, needs.vectors.dimension), dtype=np.float32))
+        self.index_queries_as_needs(queries, vectors=mode != "lexical")
         results = self.matcher.search_many(
             [q.text for q in queries], side=SIDE, k=k, mode=mode, explain=False,
             progress=progress, rate=True,

@@ -63,7 +63,8 @@ def judged_pairs(encoder_spec: str | None, cache: str | None):
     encoder = _encoder(encoder_spec, cache)
     ranker = EvalRanker(encoder, docs)
     matcher = ranker.matcher
-    matcher.collections[QUERY_SIDE].lexical.build((n, q.text) for n, q in enumerate(queries))
+    # As `evaluate` and the platform rank: the needs indexed, so the hub discount applies.
+    ranker.index_queries_as_needs(queries)
     coll = matcher.collections[SIDE]
     texts = [q.text for q in queries]
     vectors = encoder.encode_queries(texts)
