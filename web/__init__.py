@@ -18,6 +18,7 @@ from web import (
     auth,
     backup,
     commands,
+    connections,
     database,
     errors,
     matching,
@@ -52,5 +53,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(results.bp)
     app.register_blueprint(shortlists.bp)
     app.register_blueprint(admin.bp)
+    connections.init_app(app)
     app.register_blueprint(api.bp)
     return app
