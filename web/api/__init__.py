@@ -56,6 +56,7 @@ def _no_store(response: Response) -> Response:
 # from the registered operations on first use, so the order here does not matter.
 from web.api import (  # noqa: E402
     auth,
+    connections,
     described,
     docs_page,
     imports,
@@ -65,5 +66,5 @@ from web.api import (  # noqa: E402
     shortlists,
 )
 
-__all__ = ["auth", "bp", "described", "docs_page", "imports", "items", "openapi", "search",
-           "shortlists"]
+__all__ = ["auth", "bp", "connections", "described", "docs_page", "imports", "items",
+           "openapi", "search", "shortlists"]
