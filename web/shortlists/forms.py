@@ -32,6 +32,9 @@ DEFAULT_N = 10
 BALANCE_MAX = 10.0
 DEFAULT_BALANCE = 0.5
 EVENT_YEARS = (2000, 2100)  # first and last year an event date may fall in
+BUYER_MAX = 200  # shortlist_lots.buyer
+OUTCOMES = {"sold": "成交", "unsold": "流拍"}
+CLEAR = "clear"  # the outcome form's third button: forget what was recorded
 NUMBER_TEXT_MAX = 30  # characters of a typed number: longer is a mistake, not a price
 INTEGER = re.compile(r"\d{1,9}")
 
@@ -98,6 +101,37 @@ def parse_lot(form: Mapping[str, Any]) -> dict[str, Any]:
     if errors:
         raise FieldErrors(errors)
     return {"reserve_price": price, "note": _optional_text(note)}
+
+
+def parse_outcome(form: Mapping[str, Any]) -> dict[str, Any]:
+    """成交 (a price above 0 and a buyer), 流拍, or `clear`; a 流拍 or a clear keeps no price
+    or buyer, whatever the form carried."""
+    outcome = form_text(form, "outcome")
+    if outcome == CLEAR:
+        return {"outcome": None, "sold_price": None, "buyer": None}
+    if outcome not in OUTCOMES:
+        raise FieldErrors({"outcome": "拍卖结果须为成交（sold）、流拍（unsold）或清除（clear）"})
+    if outcome == "unsold":
+        return {"outcome": "unsold", "sold_price": None, "buyer": None}
+    errors: dict[str, str] = {}
+    raw_price = form_text(form, "sold_price")
+    price = _parse_number(raw_price) if raw_price else None
+    if not raw_price:
+        errors["sold_price"] = "请填写成交价（万元）"
+    elif price is None:
+        errors["sold_price"] = "成交价须为数字（单位：万元），例如 50 或 12.5"
+    elif price <= 0:
+        errors["sold_price"] = "成交价须大于 0"
+    elif price > MONEY_MAX:
+        errors["sold_price"] = f"成交价不超过 {MONEY_MAX:.0f} 万元"
+    buyer = form_text(form, "buyer")
+    if not buyer:
+        errors["buyer"] = "请填写买受人"
+    elif len(buyer) > BUYER_MAX:
+        errors["buyer"] = f"买受人不超过 {BUYER_MAX} 字（现 {len(buyer)} 字）"
+    if errors:
+        raise FieldErrors(errors)
+    return {"outcome": "sold", "sold_price": price, "buyer": buyer}
 
 
 def parse_id(raw: str, name: str, label: str) -> int:

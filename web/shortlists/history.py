@@ -14,6 +14,23 @@ from web.templating import plain_number
 
 SHORTLIST_LABELS = {"title": "清单名称", "event_date": "拍卖会日期", "note": "说明"}
 LOT_LABELS = {"reserve_price": "保留价（万元）", "note": "备注"}
+OUTCOME_WORDS = {"sold": "成交", "unsold": "流拍"}
+
+
+def _outcome(detail: Mapping[str, Any]) -> str:
+    """成交（85 万元，买受人 某公司） / 流拍, from an entry's outcome fields."""
+    outcome = detail.get("outcome")
+    if outcome == "sold":
+        return (f"成交（成交价 {_value(detail.get('sold_price'))} 万元，"
+                f"买受人 {_value(detail.get('buyer'))}）")
+    return OUTCOME_WORDS.get(str(outcome), "未记录")
+
+
+def _previous(changes: Any) -> dict[str, Any]:
+    if not isinstance(changes, dict):
+        return {}
+    return {name: pair[0] for name, pair in changes.items()
+            if isinstance(pair, list) and pair}
 
 
 def _value(value: Any) -> str:
@@ -53,6 +70,11 @@ def describe(action: str, detail: Mapping[str, Any]) -> str:
         return f"拍品《{title}》从第 {detail.get('from')} 位移到第 {detail.get('to')} 位"
     if action == "update_lot":
         return f"修改拍品《{title}》：{_changes(detail.get('changes'), LOT_LABELS)}"
+    if action == "record_outcome":
+        return f"记录拍品《{title}》的拍卖结果：{_outcome(detail)}"
+    if action == "clear_outcome":
+        before = _outcome(_previous(detail.get("changes")))
+        return f"清除拍品《{title}》的拍卖结果（原为：{before}）"
     if action == "accept_proposal":
         lots = detail.get("lots", [])
         names = "、".join(f"《{lot.get('title', '')}》" for lot in lots)

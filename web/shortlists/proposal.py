@@ -36,6 +36,7 @@ from web.shortlists.lots import (
     lot_detail,
     touch,
 )
+from web.shortlists.prices import PriceCheck, check_proposed
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class ProposalRow:
     improved_needs: list[Need]
     gain: float
     score: float
+    price: PriceCheck
 
 
 def make_proposal(db: Session, shortlist: Shortlist, n: int, balance: float
@@ -73,11 +75,15 @@ def make_proposal(db: Session, shortlist: Shortlist, n: int, balance: float
             .where(Result.id.in_(chunk))))
     needs = open_needs(db, (need for lot in proposal.lots
                             for need in (*lot.new_needs, *lot.improved_needs)))
-    rows = [ProposalRow(results[lot.result_id],
-                        [needs[i] for i in lot.new_needs if i in needs],
-                        [needs[i] for i in lot.improved_needs if i in needs],
-                        lot.gain, lot.score)
-            for lot in proposal.lots if lot.result_id in results]
+    rows = []
+    for lot in proposal.lots:
+        if lot.result_id not in results:
+            continue
+        result = results[lot.result_id]
+        new = [needs[i] for i in lot.new_needs if i in needs]
+        improved = [needs[i] for i in lot.improved_needs if i in needs]
+        rows.append(ProposalRow(result, new, improved, lot.gain, lot.score,
+                                check_proposed(result.asking_price, [*new, *improved])))
     return proposal, rows
 
 

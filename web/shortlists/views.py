@@ -16,7 +16,7 @@ from web.auth import role_required
 from web.database import get_db
 from web.matching import service
 from web.shortlists import bp
-from web.shortlists.coverage import lot_rows
+from web.shortlists.coverage import LotRow, lot_rows
 from web.shortlists.forms import INTEGER, form_text, parse_id, parse_lot, parse_meta
 from web.shortlists.history import history
 from web.shortlists.lots import (
@@ -32,23 +32,41 @@ from web.shortlists.lots import (
     renumber,
     touch,
 )
+from web.shortlists.outcomes import tally
+from web.shortlists.prices import check_lot
 from web.templating import plain_number
 
 
 def _render_detail(shortlist: Shortlist, *, status: int = 200,
                    errors: Mapping[str, str] | None = None,
                    values: Mapping[str, str] | None = None,
-                   lot_errors: Mapping[int, Mapping[str, str]] | None = None) -> Any:
+                   lot_errors: Mapping[int, Mapping[str, str]] | None = None,
+                   lot_values: Mapping[int, Mapping[str, str]] | None = None) -> Any:
     db = get_db()
     rows = lot_rows(db, shortlist)
+    checks = {row.lot.id: check_lot(row.lot.reserve_price, row.lot.result.asking_price,
+                                    [answer.need for answer in row.needs]) for row in rows}
     covered = {answer.need.id for row in rows for answer in row.needs}
     industries = Counter(row.lot.result.industry or "未注明" for row in rows)
     return render_template(
         "shortlists/detail.html", shortlist=shortlist, rows=rows, covered=len(covered),
         industries=industries.most_common(), history=history(db, shortlist.id),
         errors=errors or {}, values=values or {}, lot_errors=lot_errors or {},
+        lot_values=_outcome_values(rows, lot_values or {}), checks=checks,
+        tally=tally(row.lot for row in rows),
         top_k=service().coverage().top_k, min_label=service().coverage().min_label,
     ), status
+
+
+def _outcome_values(rows: list[LotRow], typed: Mapping[int, Mapping[str, str]]
+                    ) -> dict[int, Mapping[str, str]]:
+    """Each lot's outcome form: what was typed into it (a refused form), else what it says."""
+    values: dict[int, Mapping[str, str]] = {}
+    for row in rows:
+        lot = row.lot
+        price = "" if lot.sold_price is None else plain_number(lot.sold_price)
+        values[lot.id] = typed.get(lot.id, {"sold_price": price, "buyer": lot.buyer or ""})
+    return values
 
 
 def _result_to_add(raw: str | None) -> Result | None:
