@@ -364,3 +364,43 @@ def test_the_proposal_checks_the_asking_price_against_the_budgets(sqlite_site: S
     assert "成果报价 61 万元 · 对应需求预算 10–30 万元" in servo
     others = table.replace(servo, "")
     assert "远高于" not in others and "成果报价 30 万元" in others
+
+
+def _match(page: str, row_id: int) -> str:
+    start = page.index(f'id="match-{row_id}"')
+    end = page.find('class="match"', start + 1)
+    return page[start:end if end > 0 else len(page)]
+
+
+def test_every_match_shows_the_budget_against_the_asking_price(sqlite_site: Site) -> None:
+    site = sqlite_site
+    need_id = site.ids["need"]["伺服电机振动抑制"]
+    with site.app.app_context(), sessions()() as db:
+        for need in db.scalars(select(Need)):
+            need.budget_min, need.budget_max = (None, None)
+        db.get(Need, need_id).budget_min, db.get(Need, need_id).budget_max = 10, 30
+        prices = {SERVO: 50, VISION: 20, "锂电池正极材料包覆工艺": 5}
+        for title, price in prices.items():
+            db.get(Result, site.ids["result"][title]).asking_price = price
+        db.commit()
+    client = site.client("firm_a")
+    page = client.get(f"/needs/{need_id}").get_data(as_text=True)
+    expected = {SERVO: "成果报价 50 万元 <span class=\"tag\">报价高于预算上限",
+                VISION: "成果报价 20 万元 <span class=\"tag ok\">报价在预算内",
+                "锂电池正极材料包覆工艺": "成果报价 5 万元 <span class=\"tag\">报价低于预算下限"}
+    for title, shown in expected.items():
+        match = _match(page, site.ids["result"][title])
+        assert "需求预算 10–30 万元 · " + shown in match, title
+    # A result with no asking price has nothing to compare.
+    assert "需求预算" not in _match(page, site.ids["result"]["肿瘤早筛血液检测方法"])
+    # From the result's side: the needs with a budget, and only those.
+    page = site.client("office_u1").get(f"/results/{site.ids['result'][SERVO]}"
+                                        ).get_data(as_text=True)
+    assert "需求预算 10–30 万元 · 成果报价 50 万元" in _match(page, need_id)
+    other = site.ids["need"]["工业机器人视觉抓取精度提升"]
+    assert "需求预算" not in _match(page, other)
+    # A text search has no need and no result of its own to compare with.
+    search = client.get("/search", query_string={"q": "伺服电机振动抑制", "side": "result"})
+    text = search.get_data(as_text=True)
+    assert search.status_code == 200 and f'id="match-{site.ids["result"][SERVO]}"' in text
+    assert "需求预算" not in text
