@@ -22,13 +22,14 @@ SET_DIR = Path(__file__).resolve().parents[2] / "datasets" / "eval" / "cross-lin
 # Measured 2026-12-02, default model (multilingual-e5-small, OpenVINO int8), hybrid, R@10 / R@100,
 # before → after centring by language (`matcher.language`):
 # English needs → Chinese results 0.300 / 1.000 → 1.000 / 1.000 (dense 0.467 → 1.000);
-# Chinese needs → English results 0.000 / 0.300 → 0.967 / 1.000 (dense 0.000 → 1.000).
+# Chinese needs → English results 0.000 / 0.300 → 1.000 / 1.000 (dense 0.000 → 1.000;
+# hybrid R@10 0.967 before the hub discount).
 # Lexical alone: 0.000 / 0.133 and 0.067 / 0.333 (BM25 cannot cross languages).
 # Floor = measured − 0.15, rounded down to 0.05: guards, not targets to tune to.
 RECALL_FLOORS: dict[tuple[str, str], float] = {
     ("enq", "R@10"): 0.85,
     ("enq", "R@100"): 0.85,
-    ("zhq", "R@10"): 0.80,
+    ("zhq", "R@10"): 0.85,
     ("zhq", "R@100"): 0.85,
 }
 
