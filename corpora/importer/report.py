@@ -50,6 +50,18 @@ _REASON_DETAILS = (
 )
 
 
+def row_name(fields: dict[str, Any]) -> str:
+    """A row's 编号 (external_id), else its title, as text no longer than ROW_NAME_MAX."""
+    for field_name, shown in (("external_id", "编号 {}"), ("title", "《{}》")):
+        value = fields.get(field_name)
+        text = "" if value is None else " ".join(str(value).split())
+        if text:
+            if len(text) > ROW_NAME_MAX:
+                text = text[:ROW_NAME_MAX - 1] + "…"
+            return shown.format(text)
+    return ""
+
+
 def reason_of(error: RowError) -> str:
     """The kind of problem an error is, without the details that vary from row to row:
     "摘要：必填，不能为空", "成果类型：不是允许的取值；可选：…"."""
@@ -68,11 +80,16 @@ def _reason(label: str, message: str) -> str:
     return f"{label}：{message.strip()}"
 
 
+# A rejected row is named by its 编号 or title beside its line number, cut to this length.
+ROW_NAME_MAX = 40
+
+
 @dataclass
 class RejectedRow:
     line: int
     original: dict[str, Any]  # the row as it was in the file: column → value
     errors: list[RowError]
+    name: str = ""  # its 编号, else its title, as written (cut): what a user recognises it by
 
     @property
     def reason(self) -> str:
@@ -166,7 +183,9 @@ class ImportReport:
         elif self.rejected_total:
             lines.append("以下行未导入：")
         errors = self.errors
-        lines.extend(f"  {error}" for error in errors[:max_errors])
+        named = [(error, row.name) for row in self.rejected for error in row.errors]
+        lines.extend(f"  {error}" + (f"（{name}）" if name else "")
+                     for error, name in named[:max_errors])
         if len(errors) > max_errors:
             lines.append(f"  ……另有 {len(errors) - max_errors} 处错误未列出")
         if self.hidden_total:

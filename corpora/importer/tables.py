@@ -1,5 +1,6 @@
 """What the readers share: a file's rows as raw values (`SourceRow`, `SourceTable`), its text
-decoded (UTF-8, GBK recognised and refused), and a tabular file's header mapped to fields.
+decoded (UTF-8, or GBK/GB18030 as Excel on Chinese Windows saves a CSV), and a tabular file's
+header mapped to fields.
 
 Each row keeps its line number, the values as written in the file (for the rejects file) and
 the values under their canonical field names; problems found while reading (two columns for one
@@ -13,6 +14,8 @@ import operator
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from charset_normalizer import from_bytes
 
 from corpora.importer.report import ImportFileError
 from corpora.schema import RowError, SideSchema, is_blank
@@ -45,9 +48,16 @@ class SourceTable:
             close()
 
 
+# What charset-normalizer may call a Chinese file: all are read as GB18030, their superset
+# (a GBK file never holds a byte sequence GB18030 reads differently).
+GB_FAMILY = frozenset({"gb2312", "gbk", "gb18030", "cp936", "hz"})
+
+
 def decode_text(data: bytes, name: str) -> str:
-    """UTF-8 (with or without BOM). GBK is recognised and refused with advice; stray invalid
-    bytes in an otherwise UTF-8 file become U+FFFD, so the rows holding them are rejected."""
+    """UTF-8 (with or without BOM); else GB18030 when charset-normalizer finds the bytes are
+    Chinese in the GB family (GBK, GB2312, GB18030: what Excel on Chinese Windows saves as
+    "CSV"); any other encoding is refused with advice. Stray invalid bytes in an otherwise
+    UTF-8 file become U+FFFD, so the rows holding them are rejected."""
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise ImportFileError(f"《{name}》是 UTF-16 编码；请另存为 UTF-8（Excel：“CSV UTF-8”）。")
     if data.startswith(codecs.BOM_UTF8):
@@ -56,21 +66,24 @@ def decode_text(data: bytes, name: str) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
-    if _looks_like_gbk(data):
-        raise ImportFileError(
-            f"《{name}》似乎是 GBK/GB18030 编码，而不是 UTF-8。"
-            "请用 UTF-8 重新保存（Excel：另存为“CSV UTF-8（逗号分隔）”）后再导入。"
-        )
-    return data.decode("utf-8", errors="replace")
+    if _mostly_utf8(data):
+        return data.decode("utf-8", errors="replace")
+    best = from_bytes(data).best()
+    if best is not None and best.encoding in GB_FAMILY:
+        try:
+            return data.decode("gb18030")
+        except UnicodeDecodeError:
+            pass  # a damaged GB file: refused below rather than read as mojibake
+    found = f"（检测结果：{best.encoding}）" if best is not None else ""
+    raise ImportFileError(
+        f"《{name}》的编码无法识别为 UTF-8 或 GBK/GB18030{found}。"
+        "请用 UTF-8 重新保存（Excel：另存为“CSV UTF-8（逗号分隔）”）后再导入。"
+    )
 
 
-def _looks_like_gbk(data: bytes) -> bool:
-    # A GBK file has no non-ASCII line that is valid UTF-8; a UTF-8 file with a few damaged
-    # bytes has many. Only the first case is a whole-file encoding mistake.
-    try:
-        data.decode("gb18030")
-    except UnicodeDecodeError:
-        return False
+def _mostly_utf8(data: bytes) -> bool:
+    # A UTF-8 file with a few damaged bytes has non-ASCII lines that are valid UTF-8; a GBK
+    # file has none. Only the second is a whole file in another encoding.
     for line in data.splitlines():
         if line.isascii():
             continue
@@ -78,8 +91,8 @@ def _looks_like_gbk(data: bytes) -> bool:
             line.decode("utf-8")
         except UnicodeDecodeError:
             continue
-        return False
-    return True
+        return True
+    return False
 
 
 def _map_columns(

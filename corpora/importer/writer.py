@@ -25,6 +25,7 @@ from corpora.importer.report import (
     RejectedRow,
     RowsRejected,
     reasons_of,
+    row_name,
 )
 from corpora.importer.rows import PreparedRow, checked_default_organisation, prepare_row
 from corpora.models import Need, Organisation, Result, join_list
@@ -257,7 +258,8 @@ def import_table(
         if row is None:
             kept = None
             if report.wants_rejected():
-                kept = RejectedRow(source_row.line, rejected_original(source_row), errors)
+                kept = RejectedRow(source_row.line, rejected_original(source_row), errors,
+                                   row_name(source_row.fields))
             report.reject(kept, errors)
             counting = not keep_valid and not report.wants_rejected()
             continue

@@ -476,10 +476,49 @@ def test_values_are_normalised(sqlite_engine: Engine, tmp_path: Path) -> None:
     assert "未识别的列（已忽略）：备注" in report.summary()
 
 
-def test_gbk_file_is_recognised(sqlite_engine: Engine, tmp_path: Path) -> None:
+# What Excel on Chinese Windows saves as "CSV": GBK, or GB18030 for characters GBK lacks.
+CHINESE_CSV = ("成果名称,成果简介,单位,发明人\n"
+               "芯片封装,一种新的封装方法，键合良率提升,测试大学,张三;李四\n")
+# 䶮 (U+4DAE) and 𠀀 (U+20000) are in GB18030 but not in GBK.
+GB18030_ONLY = "成果名称,成果简介,单位\n刘䶮芯片封装,𠀀字摘要：一种新的封装方法,测试大学\n"
+
+
+@pytest.mark.parametrize(("text", "encoding"), [
+    (CHINESE_CSV, "gbk"), (CHINESE_CSV, "gb2312"), (CHINESE_CSV, "gb18030"),
+    (GB18030_ONLY, "gb18030"),
+])
+def test_gb_encoded_csv_is_read(sqlite_engine: Engine, tmp_path: Path, text: str,
+                                encoding: str) -> None:
     path = tmp_path / "results.csv"
-    path.write_bytes("标题,摘要,单位\n芯片封装,一种新的封装方法,测试大学\n".encode("gbk"))
-    with session_scope(sqlite_engine) as session, pytest.raises(ImportFileError, match="GBK"):
+    data = text.encode(encoding)
+    with pytest.raises(UnicodeDecodeError):
+        data.decode("utf-8")  # the case under test: not UTF-8 at all
+    path.write_bytes(data)
+    with session_scope(sqlite_engine) as session:
+        report = import_file(session, path, "result")
+        [result] = session.scalars(select(Result)).all()
+        title, abstract = text.splitlines()[1].split(",")[:2]
+        assert (result.title, result.abstract) == (title, abstract)
+        assert result.organisation.name == "测试大学"
+    assert report.created == 1
+
+
+def test_gbk_file_with_a_damaged_byte_is_refused(sqlite_engine: Engine,
+                                                 tmp_path: Path) -> None:
+    path = tmp_path / "results.csv"
+    # 0x81 0x20 is no GB18030 character: the file is neither UTF-8 nor readable GB.
+    path.write_bytes(CHINESE_CSV.encode("gbk") + "另一项,内容\n".encode("gbk") + b"\x81\x20x\n")
+    with session_scope(sqlite_engine) as session, pytest.raises(
+            ImportFileError, match="UTF-8 或 GBK/GB18030"):
+        import_file(session, path, "result")
+
+
+def test_an_encoding_that_is_not_chinese_is_refused(sqlite_engine: Engine,
+                                                    tmp_path: Path) -> None:
+    path = tmp_path / "results.csv"
+    path.write_bytes(bytes(range(0x80, 0x100)) * 40)
+    with session_scope(sqlite_engine) as session, pytest.raises(ImportFileError,
+                                                                match="另存为“CSV UTF-8"):
         import_file(session, path, "result")
 
 

@@ -99,7 +99,8 @@ def test_the_api_reports_rejected_rows_in_bounded_form(sqlite_site: Site) -> Non
     rejected = response.get_json()["rejected"]
     assert rejected["total"] == 310
     assert len(rejected["shown"]) == REJECTED_SHOWN_MAX
-    assert rejected["shown"][0] == {"line": 2, "field": "abstract", "message": "必填，不能为空"}
+    assert rejected["shown"][0] == {"line": 2, "row": "《没有摘要的成果》", "field": "abstract",
+                                    "message": "必填，不能为空"}
     assert rejected["by_reason"]["摘要：必填，不能为空"] == 300
     [(reason, count)] = [(r, n) for r, n in rejected["by_reason"].items() if "成果类型" in r]
     assert count == 10 and "「" not in reason

@@ -306,6 +306,7 @@ class ImportOut(Answer):
 
 class RejectedRow(Answer):
     line: int = Field(description="文件中的行号")
+    row: str | None = Field(None, description="该行的编号或标题；都为空时为 null")
     field: str | None = Field(description="出错的字段；整行有误时为 null")
     message: str
 

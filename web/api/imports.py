@@ -5,10 +5,11 @@ to an institution. The checks and the import are the page's own (`web.results.im
 all or nothing, rows for the account's institution only, at most UPLOAD_MAX_ROWS good rows.
 
 - 200 `{"created": n, "updated": n, "unchanged": n, "total_rows": n, "unknown_columns": [...]}`
-- 400 `{"error": {...}, "rejected": {"shown": [{"line", "field", "message"}...], "total": n,
+- 400 `{"error": {...}, "rejected": {"shown": [{"line", "row", "field", "message"}...], "total": n,
   "by_reason": {reason: rows}}}` when rows are bad: `shown` holds every problem of the first
   REJECTED_SHOWN_MAX bad rows, `by_reason` counts all `total` bad rows by reason (a row with
-  two reasons counts under both); nothing was imported.
+  two reasons counts under both); `row` names the row by its 编号 or title; nothing was
+  imported.
 - 400 naming the field `file` when the file itself is missing, of another type, or cannot be
   imported as a whole (encoding, header, too many rows...); 403 for other accounts.
 """
@@ -31,8 +32,9 @@ from web.results import import_upload
 def rejected_json(report: ImportReport) -> dict[str, Any]:
     """The bad rows of a rejected import, bounded whatever the file held."""
     return {
-        "shown": [{"line": error.line, "field": error.field, "message": error.message}
-                  for error in report.errors],
+        "shown": [{"line": error.line, "row": row.name or None, "field": error.field,
+                   "message": error.message}
+                  for row in report.rejected for error in row.errors],
         "total": report.rejected_total,
         "by_reason": dict(report.rejected_by_reason.most_common()),
     }
