@@ -20,6 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from corpora.industries import G60_CITIES
 from corpora.models import ROLES, Organisation, User
 from corpora.schema import encoding_problem
 
@@ -171,3 +172,59 @@ def set_active(session: Session, user: User, active: bool) -> None:
         end_sessions(session, user)
         user.api_token_hash = None
     user.is_active = active
+
+
+def reset_password(session: Session, user: User, new: str, confirmation: str) -> int:
+    """An admin sets `user`'s password (the user forgot it, or it leaked): the same strength
+    rules as change_password; every session of the account ends and its API token is revoked,
+    since whoever knew the old password may hold either. The caller audits and commits."""
+    problem = password_problem(new, user.username)
+    if problem:
+        raise AccountError("new_password", problem)
+    if new != confirmation:
+        raise AccountError("confirm_password", "两次输入的新密码不一致")
+    user.password_hash = hash_password(new)
+    user.api_token_hash = None
+    return end_sessions(session, user)
+
+
+ORGANISATION_NAME_MAX = 200  # organisations.name is VARCHAR(200)
+TIER_MAX = 50  # organisations.tier is VARCHAR(50)
+# What an admin may create; 院所 (institute) accounts bind like universities.
+NEW_ORGANISATION_KINDS = {"firm": "企业", "university": "高校", "institute": "科研院所"}
+
+
+@dataclass(frozen=True)
+class NewOrganisation:
+    name: str
+    kind: str
+    city: str = ""
+    tier: str = ""
+
+
+def create_organisation(session: Session, new: NewOrganisation) -> Organisation:
+    """Validate and add an organisation (the caller audits and commits). Names are unique:
+    accounts and imports find an organisation by its exact name."""
+    name = new.name.strip()
+    if not name:
+        raise AccountError("name", "单位名称不能为空")
+    if len(name) > ORGANISATION_NAME_MAX:
+        raise AccountError("name", f"单位名称不超过 {ORGANISATION_NAME_MAX} 个字符")
+    if encoding_problem(name):
+        raise AccountError("name", f"单位名称{encoding_problem(name)}")
+    if session.scalar(select(Organisation.id).where(Organisation.name == name)) is not None:
+        raise AccountError("name", f"单位「{name}」已存在")
+    if new.kind not in NEW_ORGANISATION_KINDS:
+        raise AccountError("kind", f"类型须为 {'、'.join(NEW_ORGANISATION_KINDS.values())} 之一")
+    if new.city and new.city not in G60_CITIES:
+        raise AccountError("city", f"城市须为 G60 九城之一：{'、'.join(G60_CITIES)}")
+    tier = new.tier.strip()
+    if len(tier) > TIER_MAX:
+        raise AccountError("tier", f"等级不超过 {TIER_MAX} 个字符")
+    if encoding_problem(tier):
+        raise AccountError("tier", f"等级{encoding_problem(tier)}")
+    organisation = Organisation(name=name, kind=new.kind, city=new.city or None,
+                                tier=tier or None, is_sample=False)
+    session.add(organisation)
+    session.flush()
+    return organisation

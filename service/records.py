@@ -8,6 +8,7 @@ a spreadsheet is accepted in a form and in the API, with the same messages.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import select
@@ -44,6 +45,12 @@ RESULT_FIELDS = ("title", "abstract", "result_type", "patent_number", "maturity"
                  "keywords", "inventors", "transfer_modes", "asking_price", "published_on")
 LIST_FIELDS = ("keywords", "inventors", "transfer_modes")
 REASON_MAX = 500
+# The platform's users are in China: "today" for a deadline is the Beijing date.
+BEIJING = timezone(timedelta(hours=8))
+
+
+def beijing_today() -> date:
+    return datetime.now(BEIJING).date()
 
 
 def fields_for(side: Side) -> tuple[str, ...]:
@@ -92,10 +99,20 @@ def _check_budget(need: Need) -> None:
         raise FieldErrors({"budget_max": message})
 
 
+def _check_deadline(values: Mapping[str, Any], current: date | None = None) -> None:
+    """A deadline before today (Beijing) is refused when it is set: a need posted already
+    expired is a typo. An expired need keeps its deadline through an edit of other fields."""
+    deadline = values.get("deadline")
+    if isinstance(deadline, date) and deadline != current and deadline < beijing_today():
+        raise FieldErrors({"deadline": f"截止日期 {deadline.isoformat()} 已过，"
+                                       f"须不早于今天（{beijing_today().isoformat()}）"})
+
+
 def create_need(session: Session, user: User, raw: Mapping[str, Any]) -> Need:
     if user.organisation_id is None:
         raise PermissionError("只有绑定企业的账号可以发布需求")
     values = validate("need", raw)
+    _check_deadline(values)
     need = Need(organisation_id=user.organisation_id, status=MATCHABLE_STATUS["need"],
                 **values)
     session.add(need)
@@ -106,7 +123,9 @@ def create_need(session: Session, user: User, raw: Mapping[str, Any]) -> Need:
 
 def update_need(session: Session, user: User, need: Need, raw: Mapping[str, Any], *,
                 partial: bool = False) -> dict[str, list[Any]]:
-    changes = _apply(need, validate("need", raw, partial=partial))
+    values = validate("need", raw, partial=partial)
+    _check_deadline(values, need.deadline)
+    changes = _apply(need, values)
     _check_budget(need)
     if changes:
         record(session, user, "update", "need", need.id, {"fields": sorted(changes)})

@@ -22,6 +22,7 @@ from service.records import (
 )
 from web import permissions
 from web.auth import role_required
+from web.confirm import confirm_page, confirmed
 from web.database import get_db
 from web.item_pages import ItemPages, edit_page, new_page, signed_in_user, status_page
 from web.matching import service
@@ -94,7 +95,13 @@ def edit(need_id: int) -> Any:
 @bp.route("/<id:need_id>/status", methods=["POST"])
 @login_required
 def status(need_id: int) -> Any:
-    return status_page(PAGES, _editable(need_id))
+    need = _editable(need_id)
+    if request.form.get("status") == "closed" and need.status != "closed" and not confirmed():
+        return confirm_page(
+            "关闭需求", f"关闭需求《{need.title}》？关闭后它不再出现在匹配和检索中，"
+            "可以随时重新开放。", {"status": "closed"},
+            url_for("needs.detail", need_id=need.id), button="确认关闭")
+    return status_page(PAGES, need)
 
 
 @bp.route("/<id:need_id>")

@@ -3,18 +3,24 @@ each answers; officers see how many open needs each result answers well."""
 
 from __future__ import annotations
 
+import codecs
+import csv
+import io
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from flask import Blueprint, abort, flash, render_template, request
+from flask import Blueprint, Response, abort, flash, render_template, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import select
+from openpyxl import Workbook
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 from werkzeug.datastructures import FileStorage
 
+from corpora.connections import ConnectionRequest
 from corpora.db import in_chunks
 from corpora.importer import (
     REJECTED_SHOWN_MAX,
@@ -32,6 +38,7 @@ from service.matching import Coverage
 from service.records import RESULT_FIELDS, create_result, set_result_status, update_result
 from web import permissions
 from web.auth import role_required
+from web.confirm import confirm_page, confirmed
 from web.database import get_db
 from web.item_pages import ItemPages, edit_page, new_page, signed_in_user, status_page
 from web.matching import service
@@ -46,6 +53,26 @@ UPLOAD_SUFFIXES = (".csv", ".xlsx")
 # 5 MB file of tiny rows is refused after this many instead of written and indexed 1.7
 # million times over. Real uploads hold hundreds; a 5 MB file of real results, thousands.
 UPLOAD_MAX_ROWS = 20_000
+# Links to the results just imported, after an upload; the rest are counted.
+IMPORTED_SHOWN = 20
+
+
+# The 单位 filter's suggestions (a <datalist>: no script, and the value stays an exact name).
+INSTITUTIONS_SUGGESTED = 2000
+
+
+@bp.app_context_processor
+def _institution_names() -> dict[str, Any]:
+    def institution_names() -> list[str]:
+        """Universities and institutes with results, by name: what the 单位 filter offers."""
+        query = (select(Organisation.name)
+                 .where(Organisation.kind.in_(("university", "institute")),
+                        select(Result.id).where(Result.organisation_id == Organisation.id)
+                        .exists())
+                 .order_by(Organisation.name).limit(INSTITUTIONS_SUGGESTED))
+        return list(get_db().scalars(query))
+
+    return {"institution_names": institution_names}
 
 
 def get_result(result_id: int) -> Result:
@@ -89,18 +116,57 @@ PAGES = ItemPages(
 )
 
 
+MINE_PAGE = 50
+MINE_QUERY_MAX = 100
+
+
 @bp.route("/mine")
 @role_required("office")
 def mine() -> Any:
-    query = select(Result).order_by(Result.updated_at.desc())
+    """The institution's results, newest first; `q` keeps those whose title or keywords
+    hold it (a plain substring, not the engine: withdrawn results are listed too, and an
+    office looking for its own record knows the words in it). Each row shows how many needs
+    marked it 相关 and how many 对接 requests it has."""
+    db = get_db()
+    query = select(Result)
     if current_user.role != "admin":
         query = query.where(Result.organisation_id == current_user.organisation_id)
+    q = request.args.get("q", "").strip()[:MINE_QUERY_MAX]
+    if q:
+        query = query.where(or_(Result.title.contains(q, autoescape=True),
+                                Result.keywords.contains(q, autoescape=True)))
     page = request.args.get("page", 1, type=int) or 1
     if not 1 <= page <= 100_000:
         abort(400, "页码须为 1 到 100000 之间的整数")
-    rows = list(get_db().scalars(query.offset((page - 1) * 50).limit(51)))
-    return render_template("results/mine.html", results=rows[:50], page=page,
-                           more=len(rows) > 50)
+    total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = list(db.scalars(query.order_by(Result.updated_at.desc(), Result.id.desc())
+                           .offset((page - 1) * MINE_PAGE).limit(MINE_PAGE + 1)))
+    shown = rows[:MINE_PAGE]
+    ids = [result.id for result in shown]
+    return render_template("results/mine.html", results=shown, page=page,
+                           more=len(rows) > MINE_PAGE, total=total, q=q,
+                           interest=_interest_counts(db, ids),
+                           requests=_request_counts(db, ids))
+
+
+def _interest_counts(db: Session, ids: list[int]) -> dict[int, int]:
+    """Result id → how many needs' owners marked it 相关."""
+    if not ids:
+        return {}
+    counts = db.execute(select(MatchFeedback.result_id, func.count())
+                        .where(MatchFeedback.result_id.in_(ids), MatchFeedback.relevant)
+                        .group_by(MatchFeedback.result_id))
+    return {result_id: count for result_id, count in counts}
+
+
+def _request_counts(db: Session, ids: list[int]) -> dict[int, int]:
+    """Result id → how many 对接 requests (any status) name it."""
+    if not ids:
+        return {}
+    counts = db.execute(select(ConnectionRequest.result_id, func.count())
+                        .where(ConnectionRequest.result_id.in_(ids))
+                        .group_by(ConnectionRequest.result_id))
+    return {result_id: count for result_id, count in counts}
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -120,7 +186,14 @@ def edit(result_id: int) -> Any:
 @bp.route("/<id:result_id>/status", methods=["POST"])
 @login_required
 def status(result_id: int) -> Any:
-    return status_page(PAGES, _editable(result_id))
+    result = _editable(result_id)
+    if (request.form.get("status") == "withdrawn" and result.status != "withdrawn"
+            and not confirmed()):
+        return confirm_page(
+            "撤回成果", f"撤回成果《{result.title}》？撤回后它不再出现在匹配和检索中，"
+            "可以随时恢复。", {"status": "withdrawn"},
+            url_for("results.detail", result_id=result.id), button="确认撤回")
+    return status_page(PAGES, result)
 
 
 @bp.route("/<id:result_id>")
@@ -229,16 +302,65 @@ def upload() -> Any:
             flash(f"《{name}》已导入：新增 {report.created} 条，更新 {report.updated} 条，"
                   f"未变 {report.unchanged} 条")
     status_code = (409 if outcome.conflict else 400) if outcome.problem else 200
-    columns = [spec for spec in RESULT_SCHEMA.fields
-               if spec.name not in ("institution", "institution_city", "institution_kind")]
+    columns = upload_columns()
     rejected = outcome.rejected
+    touched, imported = _imported(outcome.report)
     return render_template(
         "results/upload.html", report=outcome.report, problem=outcome.problem,
-        rejected=rejected.errors if rejected else [],
+        rejected=rejected.rejected if rejected else [],
         hidden_total=rejected.hidden_total if rejected else 0,
         hidden_reasons=rejected.hidden_by_reason() if rejected else [],
         shown_rows=len(rejected.rejected) if rejected else 0,
-        shown_max=REJECTED_SHOWN_MAX, max_rows=UPLOAD_MAX_ROWS, columns=columns), status_code
+        shown_max=REJECTED_SHOWN_MAX, max_rows=UPLOAD_MAX_ROWS, columns=columns,
+        imported=imported, imported_more=max(0, len(touched) - len(imported))), status_code
+
+
+def _imported(report: ImportReport | None) -> tuple[list[int], list[Result]]:
+    """Every result an upload created or updated (as ids, by id), and the first
+    IMPORTED_SHOWN of them as rows, for the links after an upload."""
+    if report is None:
+        return [], []
+    touched = sorted(report.changed_ids)
+    rows = {result.id: result for result in get_db().scalars(
+        select(Result).where(Result.id.in_(touched[:IMPORTED_SHOWN])))}
+    return touched, [rows[i] for i in touched[:IMPORTED_SHOWN] if i in rows]
+
+
+TEMPLATE_NAME = "成果导入模板"
+
+
+def upload_columns() -> list[Any]:
+    """The columns an office fills in: the institution is always its own."""
+    return [spec for spec in RESULT_SCHEMA.fields
+            if spec.name not in ("institution", "institution_city", "institution_kind")]
+
+
+@bp.route("/upload/template.<any(csv, xlsx):fmt>")
+@role_required("office")
+def upload_template(fmt: str) -> Any:
+    """An empty upload file: the header row of the columns the importer reads, made now
+    from the schema (so it cannot fall behind it). CSV in UTF-8 with a BOM, which Excel
+    needs to read it as UTF-8."""
+    header = [spec.label for spec in upload_columns()]
+    if fmt == "csv":
+        buffer = io.StringIO()
+        csv.writer(buffer).writerow(header)
+        body = codecs.BOM_UTF8 + buffer.getvalue().encode("utf-8")
+        mimetype = "text/csv; charset=utf-8"
+    else:
+        workbook = Workbook()
+        sheet = workbook.active
+        sheet.title = "成果"
+        sheet.append(header)
+        out = io.BytesIO()
+        workbook.save(out)
+        body = out.getvalue()
+        mimetype = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    response = Response(body, mimetype=mimetype)
+    response.headers["Content-Disposition"] = (
+        f"attachment; filename=results-template.{fmt}; "
+        f"filename*=UTF-8''{quote(TEMPLATE_NAME)}.{fmt}")
+    return response
 
 
 def _safe_upload_name(name: str, suffix: str) -> str:

@@ -351,12 +351,12 @@ RESULT_FORM = {"title": "视觉检测方法", "abstract": "一种视觉检测方
 FORMS = [
     ("/needs/new", "firm_a", NEED_FIELDS, NEED_FORM),
     ("/needs/{need}/edit", "firm_a", NEED_FIELDS, NEED_FORM),
-    ("/needs/{need}/status", "firm_a", ("status",), {"status": "open"}),
+    ("/needs/{need}/status", "firm_a", ("status", "confirm"), {"status": "open"}),
     ("/needs/{need}/feedback", "firm_a", ("result_id", "relevant", "reason", "back"),
      {"result_id": "{result}", "relevant": "1", "reason": "合适", "back": "?industry=智能制造"}),
     ("/results/new", "office_u1", RESULT_FIELDS, RESULT_FORM),
     ("/results/{result}/edit", "office_u1", RESULT_FIELDS, RESULT_FORM),
-    ("/results/{result}/status", "office_u1", ("status",), {"status": "active"}),
+    ("/results/{result}/status", "office_u1", ("status", "confirm"), {"status": "active"}),
     ("/results/upload", "office_u1", ("file",), {}),
     ("/shortlists/", "officer", ("title", "event_date", "note", "add"),
      {"title": "拍卖会", "event_date": "2026-05-01", "note": "说明"}),
@@ -375,7 +375,11 @@ FORMS = [
     ("/admin/users", "admin", ("username", "display_name", "role", "organisation", "password"),
      {"username": "newbie", "display_name": "新人", "role": "firm",
       "organisation": "甲智能装备有限公司", "password": "Long-enough-123"}),
-    ("/admin/users/{spare}/active", "admin", ("active",), {"active": "1"}),
+    ("/admin/users/{spare}/active", "admin", ("active", "confirm"), {"active": "1"}),
+    ("/admin/users/{spare}/password", "admin", ("new_password", "confirm_password"),
+     {"new_password": "Long-enough-123", "confirm_password": "Long-enough-123"}),
+    ("/admin/organisations", "admin", ("name", "kind", "city", "tier"),
+     {"name": "新单位", "kind": "firm", "city": "嘉兴", "tier": ""}),
 ]
 
 

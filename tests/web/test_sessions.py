@@ -141,7 +141,8 @@ def test_disabling_an_account_ends_its_sessions_for_good(site: Site) -> None:
     bearer = {"Authorization": f"Bearer {token}"}
     assert firm.get(f"{API}/needs/{need_id}", headers=bearer).status_code == 200
     admin = site.client("admin")
-    assert admin.post(f"/admin/users/{user_id}/active", data={"active": "0"}).status_code == 302
+    disabled = admin.post(f"/admin/users/{user_id}/active", data={"active": "0", "confirm": "1"})
+    assert disabled.status_code == 302
     assert_signed_out(replay(site, copy), need_id)
     anonymous = site.app.test_client()
     assert anonymous.get(f"{API}/needs/{need_id}", headers=bearer).status_code == 401

@@ -69,7 +69,8 @@ def test_edit_close_reopen(site: Site) -> None:
     need_id = site.ids["need"]["伺服电机振动抑制"]
     form = NEW_NEED | {"title": "伺服电机高速换向振动抑制", "description": "伺服电机振动抑制算法"}
     assert client.post(f"/needs/{need_id}/edit", data=form).status_code == 302
-    assert client.post(f"/needs/{need_id}/status", data={"status": "closed"}).status_code == 302
+    closed = client.post(f"/needs/{need_id}/status", data={"status": "closed", "confirm": "1"})
+    assert closed.status_code == 302
     office = site.client("office_u1")
     hits = office.get("/search", query_string={"q": "伺服电机高速换向", "side": "need"})
     assert "伺服电机高速换向振动抑制" not in hits.get_data(as_text=True)

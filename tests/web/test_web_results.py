@@ -53,7 +53,7 @@ def test_office_lists_edits_and_withdraws_a_result(site: Site) -> None:
     assert edited.status_code == 302
     assert "石墨烯复合散热膜（第二代）" in firm.get(
         "/search", query_string={"q": "石墨烯 散热膜"}).get_data(as_text=True)
-    client.post(f"/results/{result_id}/status", data={"status": "withdrawn"})
+    client.post(f"/results/{result_id}/status", data={"status": "withdrawn", "confirm": "1"})
     assert "石墨烯复合散热膜" not in firm.get(
         "/search", query_string={"q": "石墨烯 散热膜"}).get_data(as_text=True)
 
@@ -183,7 +183,7 @@ def test_admin_creates_and_disables_accounts(sqlite_site: Site) -> None:
     assert login.status_code == 302
     with sqlite_site.app.app_context(), sessions()() as db:
         user_id = db.scalar(select(User.id).where(User.username == "newfirm"))
-    admin.post(f"/admin/users/{user_id}/active", data={"active": "0"})
+    admin.post(f"/admin/users/{user_id}/active", data={"active": "0", "confirm": "1"})
     refused = sqlite_site.app.test_client().post(
         "/login", data={"username": "newfirm", "password": "Long-enough-123"})
     assert refused.status_code == 401

@@ -89,7 +89,8 @@ def test_a_firm_cannot_see_another_firms_contact_or_edit_its_needs(site: Site) -
     assert other.get(f"/needs/{need_id}/edit").status_code == 403
     form = {"title": "改掉", "description": "改掉"}
     assert other.post(f"/needs/{need_id}/edit", data=form).status_code == 403
-    assert other.post(f"/needs/{need_id}/status", data={"status": "closed"}).status_code == 403
+    assert other.post(f"/needs/{need_id}/status",
+                      data={"status": "closed", "confirm": "1"}).status_code == 403
     result_id = site.ids["result"]["抗体制剂稳定配方"]
     assert other.post(f"/needs/{need_id}/feedback",
                       data={"result_id": result_id, "relevant": "true"}).status_code == 403
