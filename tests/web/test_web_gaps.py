@@ -247,6 +247,7 @@ def test_my_results_search_total_and_counts(site: Site) -> None:
     assert "锂电池正极材料包覆工艺" in by_keyword.get_data(as_text=True)
     nothing = client.get("/results/mine", query_string={"q": "100%_"}).get_data(as_text=True)
     assert "含「100%_」的成果 0 项" in nothing and "没有符合条件的成果" in nothing
+    assert client.get("/results/mine", query_string={"q": "振动\x00"}).status_code == 400
 
 
 # --- uploads --------------------------------------------------------------------------------
