@@ -293,6 +293,11 @@ class User(TimestampMixin, Base):
     # Raised on sign-out, password change and disable, so every session of the account ends
     # on the server, not only the one in the browser that asked (see web.auth).
     session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Where e-mail notifications go (none: in-site only) and how often: immediate, daily or
+    # none (corpora.notify.EMAIL_MODES).
+    email: Mapped[str | None] = mapped_column(String(254))
+    email_mode: Mapped[str] = mapped_column(String(10), default="immediate",
+                                            server_default="immediate")
 
     organisation: Mapped[Organisation | None] = relationship()
 
@@ -417,3 +422,4 @@ class IndexChange(Base):
 # The 对接 tables live in their own module; importing it here puts them in Base.metadata
 # wherever the models are loaded.
 from corpora import connections as _connections  # noqa: E402, F401
+from corpora import notify as _notify  # noqa: E402, F401
