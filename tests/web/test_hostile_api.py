@@ -42,8 +42,10 @@ from hypothesis import (
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from corpora.connections import Notification
 from corpora.dump import tables
-from corpora.models import AuditEntry, Shortlist, ShortlistLot, User
+from corpora.models import AuditEntry, Need, Result, Shortlist, ShortlistLot, User
+from service import connections
 from service.accounts import NewUser, create_user
 from service.records import NEED_FIELDS, RESULT_FIELDS
 from tests.support.api import NEW_NEED, NEW_RESULT, add_shortlist, bearer, error_of
@@ -86,11 +88,21 @@ def _world(url: str, home: Path, backend: str) -> Iterator[dict[str, Any]]:
                                         "乙生物医药有限公司"))
         db.commit()
         spare_id = spare.id
+        connection = connections.start(
+            db, db.get(User, site.ids["user"]["firm_a"]),
+            db.get(Need, site.ids["need"]["工业机器人视觉抓取精度提升"]),
+            db.get(Result, site.ids["result"]["基于深度学习的机器人视觉定位方法"]),
+            {"message": "希望洽谈", "wants": ["报价"]})
+        db.commit()
+        connection_id = connection.id
+        notification_id = db.scalar(select(Notification.id).where(
+            Notification.user_id == site.ids["user"]["office_u1"]))
     need = site.ids["need"]["工业机器人视觉抓取精度提升"]
     result = site.ids["result"]["基于深度学习的机器人视觉定位方法"]
     world: dict[str, Any] = {
         "site": site, "need": need, "result": result, "shortlist": shortlist, "lot": lot,
-        "spare": spare_id, "backend": backend,
+        "spare": spare_id, "backend": backend, "connection": connection_id,
+        "notification": notification_id,
         "tokens": {name: bearer(site, name) for name in USERS},
         "clients": {name: site.client(name) for name in USERS},
     }
@@ -224,6 +236,8 @@ def headers_for(world: dict[str, Any], user: str | None) -> dict[str, str]:
 NEED_BODY_FIELDS = (*NEED_FIELDS, "status")
 RESULT_BODY_FIELDS = (*RESULT_FIELDS, "status")
 FEEDBACK_FIELDS = ("result_id", "relevant", "reason")
+CONNECTION_FIELDS = ("need_id", "result_id", "message", "wants", "contact")
+STAGE_FIELDS = ("stage", "deal_form", "deal_amount", "signed_on", "note")
 WRITES = [
     ("POST", "/needs", "firm_a", NEED_BODY_FIELDS, NEW_NEED, None),
     ("PATCH", "/needs/{id}", "firm_a", NEED_BODY_FIELDS, {"title": "新标题"}, "need"),
@@ -237,6 +251,17 @@ WRITES = [
     ("POST", "/results", "office_u1", RESULT_BODY_FIELDS, NEW_RESULT, None),
     ("PUT", "/needs/{id}", "firm_a", NEED_BODY_FIELDS, NEW_NEED, "need"),
     ("DELETE", "/results/{id}", "office_u1", ("title",), {}, "result"),
+    ("POST", "/connections", "firm_a", CONNECTION_FIELDS,
+     {"need_id": 1, "result_id": 1, "message": "希望洽谈", "wants": ["报价"], "contact": "021"},
+     None),
+    ("POST", "/connections/{id}/accept", "office_u1", ("contact",), {"contact": "021"},
+     "connection"),
+    ("POST", "/connections/{id}/decline", "office_u1", ("reason", "note"),
+     {"reason": "其他", "note": "说明"}, "connection"),
+    ("POST", "/connections/{id}/stage", "firm_a", STAGE_FIELDS,
+     {"stage": "signed", "deal_form": "许可", "deal_amount": 5}, "connection"),
+    ("POST", "/connections/{id}/withdraw", "firm_a", ("x",), {}, "connection"),
+    ("POST", "/notifications/{id}/read", "office_u1", ("x",), {}, "notification"),
 ]
 
 
@@ -293,6 +318,9 @@ READS = [
     ("/search", None, ("q", "q", "side", *MATCH_ARGS)),
     ("/shortlists", None, ("page", "per_page")),
     ("/shortlists/{id}", "shortlist", ()),
+    ("/connections", None, ("status", "stage", "direction", "page", "per_page")),
+    ("/connections/{id}", "connection", ()),
+    ("/notifications", None, ("unread", "page", "per_page")),
     ("/nowhere", None, ("x",)),
 ]
 
@@ -349,6 +377,15 @@ RESULT_FORM = {"title": "视觉检测方法", "abstract": "一种视觉检测方
                "keywords": "视觉;检测", "inventors": "张三", "transfer_modes": "许可",
                "asking_price": "20", "published_on": "2024-01-01"}
 FORMS = [
+    ("/connections/new", "firm_a", CONNECTION_FIELDS,
+     {"need_id": "{need}", "result_id": "{result}", "message": "你好", "wants": "报价"}),
+    ("/connections/{connection}/accept", "office_u1", ("contact",), {"contact": "021"}),
+    ("/connections/{connection}/decline", "office_u1", ("reason", "note"),
+     {"reason": "其他", "note": "说明"}),
+    ("/connections/{connection}/stage", "firm_a", STAGE_FIELDS,
+     {"stage": "signed", "deal_form": "许可", "deal_amount": "5"}),
+    ("/connections/{connection}/withdraw", "firm_a", ("x",), {}),
+    ("/inbox/read", "office_u1", ("notification_id",), {"notification_id": "{notification}"}),
     ("/needs/new", "firm_a", NEED_FIELDS, NEED_FORM),
     ("/needs/{need}/edit", "firm_a", NEED_FIELDS, NEED_FORM),
     ("/needs/{need}/status", "firm_a", ("status", "confirm"), {"status": "open"}),
@@ -384,7 +421,7 @@ FORMS = [
 
 
 def fill(world: dict[str, Any], template: str) -> str:
-    for key in ("need", "result", "shortlist", "lot", "spare"):
+    for key in ("need", "result", "shortlist", "lot", "spare", "connection", "notification"):
         template = template.replace("{" + key + "}", str(world[key]))
     return template
 
@@ -503,6 +540,9 @@ PAGES = [
     ("/shortlists/{shortlist}/print", "officer", ()),
     ("/login", None, ("next",)),
     ("/admin/users", "admin", ()),
+    ("/inbox", "firm_a", ("status", "stage", "direction")),
+    ("/connections/{connection}", "office_u1", ()),
+    ("/connections/new", "firm_a", ("need_id", "result_id")),
 ]
 
 
