@@ -238,3 +238,23 @@ def test_inbox_lists_by_party_direction_and_counts(world: dict[str, Any]) -> Non
     assert listed(world["officer"], status="declined") == [second.id]
     assert conn.counts_by_status(s, world["office"], conn.InboxFilter()) == \
         {"pending": 1, "declined": 1}
+
+
+def test_the_loser_of_a_double_click_race_gets_the_winner(world: dict[str, Any],
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """Two requests at once both find no open request; the second insert meets the first's
+    open_key in its savepoint and answers with the first, leaving the session usable."""
+    first = started(world)
+    real = conn.open_request
+    calls: list[int] = []
+
+    def blind_once(*args: Any) -> ConnectionRequest | None:
+        calls.append(1)
+        return None if len(calls) == 1 else real(*args)
+
+    monkeypatch.setattr(conn, "open_request", blind_once)
+    with pytest.raises(conn.DuplicateRequest) as dup:
+        started(world)
+    assert dup.value.existing is first and len(calls) == 2
+    assert count(world["session"], ConnectionRequest) == 1
