@@ -13,7 +13,7 @@ from web.shortlists import bp
 from web.shortlists.forms import form_text, parse_outcome
 from web.shortlists.lots import get_lot, get_shortlist, me
 from web.shortlists.outcomes import outcome_label, set_outcome
-from web.shortlists.views import _render_detail
+from web.shortlists.views import render_detail
 
 
 @bp.route("/<id:shortlist_id>/lots/<id:lot_id>/outcome", methods=["POST"])
@@ -26,7 +26,7 @@ def record_outcome(shortlist_id: int, lot_id: int) -> Any:
         clean = parse_outcome(request.form)
     except FieldErrors as bad:
         typed = {name: form_text(request.form, name) for name in ("sold_price", "buyer")}
-        return _render_detail(shortlist, status=400, lot_errors={lot.id: bad.errors},
+        return render_detail(shortlist, status=400, lot_errors={lot.id: bad.errors},
                               lot_values={lot.id: typed})
     db = get_db()
     if set_outcome(db, me(), lot, clean):

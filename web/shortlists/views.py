@@ -37,7 +37,7 @@ from web.shortlists.prices import check_lot
 from web.templating import plain_number
 
 
-def _render_detail(shortlist: Shortlist, *, status: int = 200,
+def render_detail(shortlist: Shortlist, *, status: int = 200,
                    errors: Mapping[str, str] | None = None,
                    values: Mapping[str, str] | None = None,
                    lot_errors: Mapping[int, Mapping[str, str]] | None = None,
@@ -156,7 +156,7 @@ def add_to() -> Any:
 @bp.route("/<id:shortlist_id>")
 @role_required("officer")
 def detail(shortlist_id: int) -> Any:
-    return _render_detail(get_shortlist(shortlist_id))
+    return render_detail(get_shortlist(shortlist_id))
 
 
 @bp.route("/<id:shortlist_id>/edit", methods=["GET", "POST"])
@@ -196,7 +196,7 @@ def edit(shortlist_id: int) -> Any:
 def delete(shortlist_id: int) -> Any:
     shortlist = get_shortlist(shortlist_id)
     if request.form.get("confirm") != "yes":
-        return _render_detail(shortlist, status=400,
+        return render_detail(shortlist, status=400,
                               errors={"confirm": "请勾选“确认删除”后再删除清单"})
     db = get_db()
     title = shortlist.title
@@ -223,7 +223,7 @@ def add_lot(shortlist_id: int) -> Any:
         commit_or_duplicate(db)
     except FieldErrors as bad:
         db.rollback()
-        return _render_detail(shortlist, status=400, errors=bad.errors,
+        return render_detail(shortlist, status=400, errors=bad.errors,
                               values={"result_id": raw})
     flash(f"已加入拍品《{result.title}》")
     return redirect(url_for("shortlists.detail", shortlist_id=shortlist.id))
@@ -266,7 +266,7 @@ def move_lot(shortlist_id: int, lot_id: int) -> Any:
         raw = form_text(request.form, "position")
         if not INTEGER.fullmatch(raw) or not 1 <= int(raw) <= len(lots):
             message = f"位置须为 1 到 {len(lots)} 之间的整数"
-            return _render_detail(shortlist, status=400,
+            return render_detail(shortlist, status=400,
                                   lot_errors={lot.id: {"position": message}})
         target = int(raw) - 1
     target = max(0, min(len(lots) - 1, target))
