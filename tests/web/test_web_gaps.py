@@ -354,6 +354,14 @@ def test_lists_on_the_result_page_are_separate_tags(site: Site) -> None:
     assert "技术转让;许可" not in page and "张三;李四" not in page
 
 
+def test_transfer_modes_on_a_need_s_matches_are_separate_tags(site: Site) -> None:
+    need_id = site.ids["need"]["工业机器人视觉抓取精度提升"]
+    page = site.client("firm_a").get(f"/needs/{need_id}").get_data(as_text=True)
+    match = page[page.index('class="match"'):]
+    assert '<span class="tag">技术转让</span><span class="tag">许可</span>' in match
+    assert "· 技术转让;许可" not in match
+
+
 def test_marks_feed_the_interest_count_only_when_relevant(site: Site) -> None:
     result_id = site.ids["result"]["抗体制剂稳定配方"]
     need_id = site.ids["need"]["抗体药物稳定性改进"]
