@@ -96,3 +96,16 @@ class MatchAlert(Base):
         ForeignKey("results.id", ondelete="CASCADE"), index=True)
     label: Mapped[str] = mapped_column(String(10))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MatchAlertRun(Base):
+    """One run of the strong-match alerts: when, and what it found. The first run on a
+    database (no row here yet) records the existing pairs silently (service.match_alerts)."""
+
+    __tablename__ = "match_alert_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    pairs: Mapped[int] = mapped_column(Integer, default=0)
+    notifications: Mapped[int] = mapped_column(Integer, default=0)
+    seeded: Mapped[int] = mapped_column(Integer, default=0)

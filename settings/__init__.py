@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DATASETS_DIR = REPO_ROOT / "datasets"
 BACKENDS = ("torch", "bf16", "onnx", "openvino")
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+SMTP_TLS_MODES = ("none", "starttls", "ssl")
+# The port each TLS mode usually listens on, when SMTP_PORT is not given.
+SMTP_DEFAULT_PORTS = {"none": 25, "starttls": 587, "ssl": 465}
 
 
 class SettingsError(ValueError):
@@ -115,6 +118,32 @@ class Settings:
     login_limit_per_address: int = 20
     login_limit_window: timedelta = timedelta(minutes=15)
     session_idle_timeout: timedelta = timedelta(hours=2)
+    # E-mail notifications (service.email_queue): off while `smtp_host` is empty.
+    smtp_host: str = ""
+    smtp_port: int | None = None  # None: the usual port of `smtp_tls`
+    smtp_tls: str = "starttls"
+    smtp_user: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_sender: str = ""
+    # The site's address as users reach it, for the links in e-mails ("" : no links).
+    base_url: str = ""
+    # The daily digest goes out at the first `send-notifications` run after this hour,
+    # Beijing time.
+    email_digest_hour: int = 8
+    email_max_attempts: int = 5
+
+    def __post_init__(self) -> None:
+        # Checked here, not per variable: the sender matters only once a server is named.
+        if self.smtp_host and not self.smtp_sender:
+            raise SettingsError("设置了 SMTP_HOST 时须同时设置 SMTP_SENDER（发件人地址）")
+
+    @property
+    def email_enabled(self) -> bool:
+        return bool(self.smtp_host)
+
+    @property
+    def smtp_port_or_default(self) -> int:
+        return self.smtp_port or SMTP_DEFAULT_PORTS[self.smtp_tls]
 
     @property
     def database_url(self) -> str:
@@ -157,6 +186,61 @@ def _timedelta(name: str, value: object) -> timedelta | None:
     return None if seconds is None else timedelta(seconds=seconds)
 
 
+def _port(name: str, value: object) -> int | None:
+    port = _count(name, value)
+    if port is not None and not 1 <= port <= 65535:
+        raise SettingsError(f"环境变量 {name} 应为 1 到 65535 之间的端口号，而不是 {port}")
+    return port
+
+
+def _tls(name: str, value: object) -> str | None:
+    text = _text(name, value).lower()
+    if not text:
+        return None
+    if text not in SMTP_TLS_MODES:
+        raise SettingsError(f"环境变量 {name} 应为 {' / '.join(SMTP_TLS_MODES)} 之一，"
+                            f"而不是 {text!r}")
+    return text
+
+
+def _address(name: str, value: object) -> str | None:
+    text = _text(name, value)
+    if not text:
+        return None
+    local, _, domain = text.rpartition("@")
+    if not local or "." not in domain or any(c.isspace() for c in text):
+        raise SettingsError(f"环境变量 {name} 应为电子邮件地址，而不是 {text!r}")
+    return text
+
+
+def _url(name: str, value: object) -> str | None:
+    text = _text(name, value).rstrip("/")
+    if not text:
+        return None
+    if not text.startswith(("http://", "https://")) or any(c.isspace() for c in text):
+        raise SettingsError(f"环境变量 {name} 应为以 http:// 或 https:// 开头的网址，"
+                            f"而不是 {text!r}")
+    return text
+
+
+def _hour(name: str, value: object) -> int | None:
+    hour = _count(name, value)
+    if hour is not None and hour > 23:
+        raise SettingsError(f"环境变量 {name} 应为 0 到 23 之间的小时数，而不是 {hour}")
+    return hour
+
+
+def _positive(name: str, value: object) -> int | None:
+    count = _count(name, value)
+    if count == 0:
+        raise SettingsError(f"环境变量 {name} 应为正整数，而不是 0")
+    return count
+
+
+def _plain(name: str, value: object) -> str | None:
+    return _text(name, value) or None
+
+
 # Variable (environment, or the site's config key) → (field, parser).
 _VARIABLES: dict[str, tuple[str, Any]] = {
     "MATCHER_HOME": ("home", _path),
@@ -175,5 +259,14 @@ _VARIABLES: dict[str, tuple[str, Any]] = {
     "LOGIN_LIMIT_PER_ADDRESS": ("login_limit_per_address", _count),
     "LOGIN_LIMIT_WINDOW": ("login_limit_window", _timedelta),
     "SESSION_IDLE_TIMEOUT": ("session_idle_timeout", _timedelta),
+    "SMTP_HOST": ("smtp_host", _plain),
+    "SMTP_PORT": ("smtp_port", _port),
+    "SMTP_TLS": ("smtp_tls", _tls),
+    "SMTP_USER": ("smtp_user", _plain),
+    "SMTP_PASSWORD": ("smtp_password", lambda name, value: str(value) if value else None),
+    "SMTP_SENDER": ("smtp_sender", _address),
+    "MATCHER_BASE_URL": ("base_url", _url),
+    "EMAIL_DIGEST_HOUR": ("email_digest_hour", _hour),
+    "EMAIL_MAX_ATTEMPTS": ("email_max_attempts", _positive),
 }
 VARIABLES = tuple(_VARIABLES)

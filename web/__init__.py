@@ -23,6 +23,7 @@ from web import (
     errors,
     matching,
     needs,
+    notify_settings,
     results,
     search,
     security,
@@ -54,5 +55,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(shortlists.bp)
     app.register_blueprint(admin.bp)
     connections.init_app(app)
+    notify_settings.init_app(app)
     app.register_blueprint(api.bp)
     return app

@@ -1,5 +1,6 @@
 """E-mail notifications: users' address and mode, the outbox, which notifications each
-e-mail covers, and the strong matches already announced.
+e-mail covers, the strong matches already announced and
+the runs of those alerts.
 
 Existing users get no address (nothing is sent until they give one) and the immediate mode.
 
@@ -84,8 +85,19 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_match_alerts_result_id"), "match_alerts", ["result_id"])
 
+    op.create_table(
+        "match_alert_runs",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("pairs", sa.Integer(), nullable=False),
+        sa.Column("notifications", sa.Integer(), nullable=False),
+        sa.Column("seeded", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_match_alert_runs")),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("match_alert_runs")
     op.drop_table("match_alerts")
     op.drop_table("outbox_items")
     op.drop_table("outbox")
