@@ -404,3 +404,49 @@ def test_every_match_shows_the_budget_against_the_asking_price(sqlite_site: Site
     text = search.get_data(as_text=True)
     assert search.status_code == 200 and f'id="match-{site.ids["result"][SERVO]}"' in text
     assert "需求预算" not in text
+
+
+def test_the_api_records_outcomes_as_the_page_does(sqlite_site: Site) -> None:
+    site = sqlite_site
+    officer = site.client("officer")
+    shortlist_id = _shortlist(site, officer, SERVO)
+    servo = site.ids["result"][SERVO]
+    url = f"/api/v1/shortlists/{shortlist_id}/lots/{servo}/outcome"
+    entries = _entries(site)
+    for body, fields in (({"outcome": "sold", "sold_price": 0, "buyer": "某公司"}, {"sold_price"}),
+                         ({"outcome": "sold", "sold_price": "50", "buyer": "某公司"},
+                          {"sold_price"}),
+                         ({"outcome": "sold", "sold_price": True, "buyer": "某公司"},
+                          {"sold_price"}),
+                         ({"outcome": "sold", "sold_price": 10 ** 400, "buyer": "某公司"},
+                          {"sold_price"}),
+                         ({"outcome": "sold", "sold_price": 50}, {"buyer"}),
+                         ({"outcome": "sold", "sold_price": 50, "buyer": "买" * 201}, {"buyer"}),
+                         ({"outcome": "maybe"}, {"outcome"}), ({}, {"outcome"}),
+                         ({"outcome": ["sold"]}, {"outcome"}), ({"outcome": 1}, {"outcome"}),
+                         ({"outcome": "sold", "sold_price": 5, "buyer": 7}, {"buyer"}),
+                         ({"outcome": "unsold", "price": 1}, {"price"})):
+        response = officer.put(url, json=body)
+        assert response.status_code == 400, body
+        assert set(response.get_json()["error"]["fields"]) == fields, body
+    assert _entries(site) == entries and _lot(site, shortlist_id, SERVO).outcome is None
+
+    response = officer.put(url, json={"outcome": "sold", "sold_price": 88.5, "buyer": "某公司"})
+    assert response.status_code == 200
+    answer = response.get_json()
+    assert {k: answer[k] for k in ("outcome", "sold_price", "buyer", "outcome_by")} == {
+        "outcome": "sold", "sold_price": 88.5, "buyer": "某公司", "outcome_by": "officer"}
+    assert answer["outcome_at"] is not None
+    assert officer.put(url, json={"outcome": "unsold", "buyer": "x"}).get_json()["buyer"] is None
+    cleared = officer.put(url, json={"outcome": None}).get_json()
+    assert cleared["outcome"] is None and cleared["outcome_at"] is None
+    assert [a for _, a, _ in _audit(site, shortlist_id)][-3:] == [
+        "record_outcome", "record_outcome", "clear_outcome"]
+
+    for username in ("firm_a", "office_u1"):
+        assert site.client(username).put(url, json={"outcome": "unsold"}).status_code == 403
+    assert officer.put(f"/api/v1/shortlists/{shortlist_id}/lots/{site.ids['result'][VISION]}"
+                       "/outcome", json={"outcome": "unsold"}).status_code == 404
+    assert officer.put(f"/api/v1/shortlists/99999/lots/{servo}/outcome",
+                       json={"outcome": "unsold"}).status_code == 404
+    assert _lot(site, shortlist_id, SERVO).outcome is None
