@@ -19,6 +19,7 @@ from web import (
     backup,
     commands,
     connections,
+    dashboard,
     database,
     errors,
     matching,
@@ -54,6 +55,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(results.bp)
     app.register_blueprint(shortlists.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(dashboard.bp)
     connections.init_app(app)
     notify_settings.init_app(app)
     app.register_blueprint(api.bp)
