@@ -57,6 +57,7 @@ def _no_store(response: Response) -> Response:
 from web.api import (  # noqa: E402
     auth,
     connections,
+    dashboard,
     described,
     docs_page,
     imports,
@@ -66,5 +67,5 @@ from web.api import (  # noqa: E402
     shortlists,
 )
 
-__all__ = ["auth", "bp", "connections", "described", "docs_page", "imports", "items",
-           "openapi", "search", "shortlists"]
+__all__ = ["auth", "bp", "connections", "dashboard", "described", "docs_page", "imports",
+           "items", "openapi", "search", "shortlists"]
