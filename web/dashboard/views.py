@@ -42,7 +42,6 @@ def chart(name: str) -> Any:
     svg = charts.draw(name, figures_for(current_user, filters))
     if svg is None:
         abort(404, "没有这张图表")
-    response = Response(svg, mimetype="image/svg+xml")
-    # Figures of private marks and requests: the browser may keep them, no shared cache.
-    response.headers["Cache-Control"] = "private, max-age=60"
-    return response
+    # Cache-Control: no-store, as on every page (web.security): the figures count private
+    # marks and requests.
+    return Response(svg, mimetype="image/svg+xml")
