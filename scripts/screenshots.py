@@ -46,9 +46,11 @@ def main() -> int:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         for username, pages in (
             ("firm", [("firm-home", "/"), ("firm-need-matches", "/needs/{need}")]),
-            ("office", [("office-home", "/"), ("office-upload", "/results/upload")]),
+            ("office", [("office-home", "/"), ("office-upload", "/results/upload"),
+                        ("office-dashboard", "/dashboard")]),
             ("officer", [("officer-home", "/"), ("officer-coverage", "/results/coverage"),
-                         ("officer-shortlists", "/shortlists/")]),
+                         ("officer-shortlists", "/shortlists/"),
+                         ("officer-dashboard", "/dashboard")]),
         ):
             context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
             page = context.new_page()

@@ -23,6 +23,7 @@ matplotlib.use("Agg")
 
 from matplotlib.axes import Axes  # noqa: E402 - after choosing the backend
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from service.dashboard import Dashboard, OfficeDashboard  # noqa: E402
 
@@ -58,6 +59,11 @@ def _svg(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
+def _whole(axis: Any) -> None:
+    """Ticks at whole numbers: every chart counts things, and no one makes half a request."""
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _paired_bars(ax: Axes, labels: Sequence[str], needs: Sequence[int],
                  results: Sequence[int], *, horizontal: bool) -> None:
     if not labels:
@@ -73,7 +79,7 @@ def _paired_bars(ax: Axes, labels: Sequence[str], needs: Sequence[int],
         ax.invert_yaxis()
     else:
         ax.set_xticks(list(positions), labels, rotation=30 if len(labels) > 6 else 0)
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, loc="lower right" if horizontal else "best")
 
 
 def industry(data: Dashboard) -> Figure:
@@ -83,6 +89,7 @@ def industry(data: Dashboard) -> Figure:
     _paired_bars(ax, [r.label for r in rows], [r.needs for r in rows],
                  [r.results for r in rows], horizontal=True)
     ax.set_title("各产业领域的需求与成果（条）")
+    _whole(ax.xaxis)
     return figure
 
 
@@ -93,6 +100,7 @@ def city(data: Dashboard) -> Figure:
     _paired_bars(ax, [r.label for r in rows], [r.needs for r in rows],
                  [r.results for r in rows], horizontal=False)
     ax.set_title("G60 各城市的需求与成果（按发布单位所在城市）")
+    _whole(ax.yaxis)
     return figure
 
 
@@ -111,6 +119,7 @@ def month(data: Dashboard) -> Figure:
     else:
         _empty(ax)
     ax.set_title("每月新发布的需求与成果（条）")
+    _whole(ax.yaxis)
     return figure
 
 
@@ -129,6 +138,7 @@ def _funnel(data: Dashboard | OfficeDashboard) -> Figure:
         ax.text(step.count + top * 0.01, position, note, va="center")
     ax.set_xlim(0, top * 1.25)
     ax.set_title("对接漏斗（括号内为相对上一步的转化率）")
+    _whole(ax.xaxis)
     return figure
 
 
@@ -142,6 +152,7 @@ def _answer_time(data: Dashboard | OfficeDashboard) -> Figure:
     ax.set_title(f"首次答复用时（已答复 {answer.answered} 条，中位数 {median}，"
                  f"待回复 {answer.pending} 条）")
     ax.set_ylabel("请求数")
+    _whole(ax.yaxis)
     return figure
 
 
@@ -155,6 +166,7 @@ def declines(data: Dashboard) -> Figure:
     else:
         _empty(ax)
     ax.set_title("婉拒原因（条）")
+    _whole(ax.xaxis)
     return figure
 
 
@@ -167,6 +179,7 @@ def auctions(data: Dashboard) -> Figure:
     ratio = "—" if lots.ratio is None else f"{lots.ratio:.2f}"
     ax.set_title(f"拍卖结果（成交价/保留价 {ratio}，成交总额 {lots.sold_total:g} 万元）")
     ax.set_ylabel("拍品数")
+    _whole(ax.yaxis)
     return figure
 
 
@@ -181,10 +194,11 @@ def unanswered(data: Dashboard) -> Figure:
         ax.barh(labels, [r.open_needs - r.unanswered for r in rows], left=gaps,
                 color=MUTED_COLOUR, label="有较好匹配")
         ax.invert_yaxis()
-        ax.legend(frameon=False)
+        ax.legend(frameon=False, loc="lower right")
     else:
         _empty(ax)
     ax.set_title("开放需求中暂无成果能较好解决的（按产业领域）")
+    _whole(ax.xaxis)
     return figure
 
 
@@ -197,8 +211,9 @@ def interest(data: OfficeDashboard) -> Figure:
                  horizontal=True)
     if rows:
         handles = ax.get_legend_handles_labels()[0]
-        ax.legend(handles, ["标记相关", "对接请求"], frameon=False)
+        ax.legend(handles, ["标记相关", "对接请求"], frameon=False, loc="lower right")
     ax.set_title(f"本单位成果受到的关注（前 {MAX_BARS} 件）")
+    _whole(ax.xaxis)
     return figure
 
 
