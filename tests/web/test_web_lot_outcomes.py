@@ -437,6 +437,12 @@ def test_the_api_records_outcomes_as_the_page_does(sqlite_site: Site) -> None:
     assert {k: answer[k] for k in ("outcome", "sold_price", "buyer", "outcome_by")} == {
         "outcome": "sold", "sold_price": 88.5, "buyer": "某公司", "outcome_by": "officer"}
     assert answer["outcome_at"] is not None
+    # Reading the shortlist shows the lot's outcome too.
+    lots = officer.get(f"/api/v1/shortlists/{shortlist_id}").get_json()["lots"]
+    read = next(lot for lot in lots if lot["result_id"] == servo)
+    assert {k: read[k] for k in ("outcome", "sold_price", "buyer")} == {
+        "outcome": "sold", "sold_price": 88.5, "buyer": "某公司"}
+    assert read["outcome_at"] is not None
     assert officer.put(url, json={"outcome": "unsold", "buyer": "x"}).get_json()["buyer"] is None
     cleared = officer.put(url, json={"outcome": None}).get_json()
     assert cleared["outcome"] is None and cleared["outcome_at"] is None

@@ -96,3 +96,9 @@ def test_the_cron_command_mails_the_inbox(tmp_path: Path) -> None:
     finally:
         site.app.extensions["matcher.engine"].dispose()
         controller.stop()
+
+
+def test_my_account_links_to_the_e_mail_settings(sqlite_site: Site) -> None:
+    for username in ("firm_a", "office_u1", "officer"):
+        page = sqlite_site.client(username).get("/account").get_data(as_text=True)
+        assert 'href="/account/notifications"' in page, username

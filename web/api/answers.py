@@ -247,6 +247,11 @@ class Lot(Answer):
     note: str | None
     organisation: Organisation | None
     status: ResultStatus
+    outcome: Literal["sold", "unsold"] | None = Field(
+        description="拍卖结果：sold 成交、unsold 流拍；未记录时为 null")
+    sold_price: float | None = Field(description="成交价（万元）")
+    buyer: str | None = Field(description="买受人")
+    outcome_at: datetime | None = Field(description="结果记录时间")
 
 
 class ShortlistOut(Answer):

@@ -82,6 +82,8 @@ def shortlist_json(shortlist: Shortlist) -> dict[str, Any]:
         "lots": [{"position": lot.position, "result_id": lot.result_id,
                   "title": lot.result.title, "reserve_price": lot.reserve_price,
                   "note": lot.note, "organisation": organisation_json(lot.result.organisation),
-                  "status": lot.result.status}
+                  "status": lot.result.status, "outcome": lot.outcome,
+                  "sold_price": lot.sold_price, "buyer": lot.buyer,
+                  "outcome_at": when(lot.outcome_at)}
                  for lot in shortlist.lots],
     }
