@@ -136,7 +136,12 @@ def test_full_workflow(site: Site) -> None:
 
     # Remove: the others close ranks.
     remove = f"/shortlists/{shortlist_id}/lots/{lot_ids[SCREENING]}/remove"
-    assert client.post(remove).status_code == 302
+    # First a page that says what will go, with a 确认 form; nothing is removed yet.
+    asked = client.post(remove)
+    assert asked.status_code == 200 and "确认移除" in asked.get_data(as_text=True)
+    assert 'name="confirm" value="1"' in asked.get_data(as_text=True)
+    assert len(_lots(site, shortlist_id)) == 3
+    assert client.post(remove, data={"confirm": "1"}).status_code == 302
     assert [(t, p) for t, p, *_ in _lots(site, shortlist_id)] == [(BATTERY, 1), (SERVO, 2)]
 
     # Propose: the page explains the method and lists what the algorithm picks.

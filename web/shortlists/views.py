@@ -13,6 +13,7 @@ from sqlalchemy.orm import selectinload
 from corpora.models import Result, Shortlist, ShortlistLot
 from corpora.schema import FieldErrors
 from web.auth import role_required
+from web.confirm import confirm_page, confirmed
 from web.database import get_db
 from web.matching import service
 from web.shortlists import bp
@@ -234,6 +235,11 @@ def add_lot(shortlist_id: int) -> Any:
 def remove_lot(shortlist_id: int, lot_id: int) -> Any:
     shortlist = get_shortlist(shortlist_id)
     lot = get_lot(shortlist, lot_id)
+    if not confirmed():
+        return confirm_page(
+            "移除拍品", f"从《{shortlist.title}》移除拍品《{lot.result.title}》？"
+            "其保留价、备注和拍卖结果一并删除；之后可以重新加入，但需重新填写。", {},
+            url_for("shortlists.detail", shortlist_id=shortlist.id), button="确认移除")
     db = get_db()
     audit(db, shortlist.id, "remove_lot", lot_detail(lot))
     title = lot.result.title
