@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from corpora.models import Shortlist, ShortlistLot
@@ -10,11 +10,13 @@ from tests.support.web import PASSWORD, Site
 from web.database import sessions
 
 API = "/api/v1"
+# Deadlines in the past are refused: a valid one is a year ahead, whenever the suite runs.
+A_YEAR_AHEAD = (date.today() + timedelta(days=365)).isoformat()
 NEW_NEED: dict[str, Any] = {
     "title": "机器人视觉定位算法需求",
     "description": "需要深度学习视觉定位算法用于工业机器人无序抓取，误差小于0.5毫米。",
     "industry": "智能制造", "cooperation_mode": "合作开发", "budget_min": 50,
-    "budget_max": 120, "region": "上海松江", "deadline": "2027-06-30",
+    "budget_max": 120, "region": "上海松江", "deadline": A_YEAR_AHEAD,
     "contact": "021-00000000 赵经理",
 }
 NEW_RESULT: dict[str, Any] = {

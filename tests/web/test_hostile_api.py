@@ -25,6 +25,7 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import ExitStack
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -371,7 +372,9 @@ def test_token_requests_never_500(token_site: Site, body: Any, content_type: str
 
 NEED_FORM = {"title": "视觉检测需求", "description": "需要视觉检测算法", "industry": "智能制造",
              "cooperation_mode": "合作开发", "budget_min": "10", "budget_max": "50",
-             "region": "上海松江", "deadline": "2027-01-31", "contact": "021-0000"}
+             "region": "上海松江", "contact": "021-0000",
+             # A deadline in the past is refused: a year ahead, whenever the suite runs.
+             "deadline": (date.today() + timedelta(days=365)).isoformat()}
 RESULT_FORM = {"title": "视觉检测方法", "abstract": "一种视觉检测方法", "result_type": "发明专利",
                "patent_number": "CN1", "maturity": "中试", "industry": "智能制造",
                "keywords": "视觉;检测", "inventors": "张三", "transfer_modes": "许可",

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from corpora.models import AuditEntry, MatchFeedback, Need, Result, Shortlist, ShortlistLot, User
 from tests.support.api import (
+    A_YEAR_AHEAD,
     API,
     NEW_NEED,
     NEW_RESULT,
@@ -111,7 +112,7 @@ def test_need_create_get_list_update_match(site: Site) -> None:
     need = created.get_json()
     assert created.headers["Location"].endswith(f"{API}/needs/{need['id']}")
     assert need["title"] == NEW_NEED["title"] and need["status"] == "open"
-    assert need["budget_max"] == 120 and need["deadline"] == "2027-06-30"
+    assert need["budget_max"] == 120 and need["deadline"] == A_YEAR_AHEAD
     assert need["contact"] == NEW_NEED["contact"] and need["editable"] is True
     assert need["organisation"]["name"] == "甲智能装备有限公司"
     assert client.get(f"{API}/needs/{need['id']}", headers=firm).get_json() == need

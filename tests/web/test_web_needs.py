@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from corpora.models import AuditEntry, MatchFeedback, Need
+from tests.support.api import A_YEAR_AHEAD
 from tests.support.web import Site
 from web.database import sessions
 
@@ -12,7 +13,7 @@ NEW_NEED = {
     "title": "机器人视觉定位算法需求",
     "description": "需要深度学习视觉定位算法用于工业机器人无序抓取，误差小于0.5毫米。",
     "industry": "智能制造", "cooperation_mode": "合作开发", "budget_min": "50",
-    "budget_max": "120", "region": "上海松江", "deadline": "2027-06-30",
+    "budget_max": "120", "region": "上海松江", "deadline": A_YEAR_AHEAD,
     "contact": "021-00000000 赵经理",
 }
 
@@ -38,7 +39,7 @@ def test_firm_posts_need_and_sees_explained_matches(site: Site) -> None:
     assert "语义相似度" in page and "关键词得分" in page
     with site.app.app_context(), sessions()() as db:
         need = db.get(Need, need_id)
-        assert need.budget_max == 120 and need.deadline.isoformat() == "2027-06-30"
+        assert need.budget_max == 120 and need.deadline.isoformat() == A_YEAR_AHEAD
         assert db.scalar(select(AuditEntry).where(AuditEntry.entity == "need",
                                                   AuditEntry.entity_id == need_id))
 
