@@ -63,11 +63,16 @@ INSTITUTIONS_SUGGESTED = 2000
 
 @bp.app_context_processor
 def _institution_names() -> dict[str, Any]:
-    def institution_names() -> list[str]:
-        """Universities and institutes with results, by name: what the 单位 filter offers."""
+    def institution_names(side: str = "result") -> list[str]:
+        """What the 单位 filter offers, by name: the universities and institutes with results,
+        or (side "need") the firms with needs."""
+        if side == "need":
+            kinds, model = ("firm",), Need
+        else:
+            kinds, model = ("university", "institute"), Result
         query = (select(Organisation.name)
-                 .where(Organisation.kind.in_(("university", "institute")),
-                        select(Result.id).where(Result.organisation_id == Organisation.id)
+                 .where(Organisation.kind.in_(kinds),
+                        select(model.id).where(model.organisation_id == Organisation.id)
                         .exists())
                  .order_by(Organisation.name).limit(INSTITUTIONS_SUGGESTED))
         return list(get_db().scalars(query))

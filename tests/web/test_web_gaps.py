@@ -372,3 +372,18 @@ def test_marks_feed_the_interest_count_only_when_relevant(site: Site) -> None:
             MatchFeedback.result_id == result_id)) is False
     page = site.client("office_u2").get("/results/mine").get_data(as_text=True)
     assert f'<td data-interest="{result_id}">0</td>' in page
+
+
+def test_the_firm_filter_on_a_result_s_needs_suggests_the_firms_and_filters(site: Site) -> None:
+    result_id = site.ids["result"]["基于深度学习的机器人视觉定位方法"]
+    client = site.client("office_u1")
+    page = client.get(f"/results/{result_id}").get_data(as_text=True)
+    datalist = re.search(r'<datalist id="firm-names">(.*?)</datalist>', page, re.S)
+    assert datalist and 'list="firm-names"' in page
+    assert '<option value="甲智能装备有限公司">' in datalist.group(1)
+    assert "示例理工大学" not in datalist.group(1)  # a university posts no needs
+    filtered = client.get(f"/results/{result_id}",
+                          query_string={"institution": "乙生物医药有限公司"})
+    text = filtered.get_data(as_text=True)
+    assert filtered.status_code == 200
+    assert "抗体药物稳定性改进" in text and "工业机器人视觉抓取精度提升" not in text
