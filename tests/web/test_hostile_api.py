@@ -45,7 +45,7 @@ from sqlalchemy import select
 
 from corpora.connections import Notification
 from corpora.dump import tables
-from corpora.models import AuditEntry, Need, Result, Shortlist, ShortlistLot, User
+from corpora.models import AuditEntry, Need, Result, ShortlistLot, User
 from service import connections
 from service.accounts import NewUser, create_user
 from service.records import NEED_FIELDS, RESULT_FIELDS
@@ -83,8 +83,9 @@ def _world(url: str, home: Path, backend: str) -> Iterator[dict[str, Any]]:
     site = make_site(url, home / "home", WTF_CSRF_ENABLED=False)
     shortlist = add_shortlist(site)
     with site.app.app_context(), sessions()() as db:
-        lot = db.scalar(select(ShortlistLot.id).where(ShortlistLot.shortlist_id == shortlist)
-                        .order_by(ShortlistLot.position))
+        lot, lot_result = db.execute(
+            select(ShortlistLot.id, ShortlistLot.result_id)
+            .where(ShortlistLot.shortlist_id == shortlist).order_by(ShortlistLot.position)).first()
         spare = create_user(db, NewUser("spare_firm", PASSWORD, "firm", "备用",
                                         "乙生物医药有限公司"))
         db.commit()
@@ -102,6 +103,7 @@ def _world(url: str, home: Path, backend: str) -> Iterator[dict[str, Any]]:
     result = site.ids["result"]["基于深度学习的机器人视觉定位方法"]
     world: dict[str, Any] = {
         "site": site, "need": need, "result": result, "shortlist": shortlist, "lot": lot,
+        "lot_result": lot_result,
         "spare": spare_id, "backend": backend, "connection": connection_id,
         "notification": notification_id,
         "tokens": {name: bearer(site, name) for name in USERS},
@@ -239,6 +241,7 @@ RESULT_BODY_FIELDS = (*RESULT_FIELDS, "status")
 FEEDBACK_FIELDS = ("result_id", "relevant", "reason")
 CONNECTION_FIELDS = ("need_id", "result_id", "message", "wants", "contact")
 STAGE_FIELDS = ("stage", "deal_form", "deal_amount", "signed_on", "note")
+OUTCOME_FIELDS = ("outcome", "sold_price", "buyer")
 WRITES = [
     ("POST", "/needs", "firm_a", NEED_BODY_FIELDS, NEW_NEED, None),
     ("PATCH", "/needs/{id}", "firm_a", NEED_BODY_FIELDS, {"title": "新标题"}, "need"),
@@ -263,6 +266,11 @@ WRITES = [
      {"stage": "signed", "deal_form": "许可", "deal_amount": 5}, "connection"),
     ("POST", "/connections/{id}/withdraw", "firm_a", ("x",), {}, "connection"),
     ("POST", "/notifications/{id}/read", "office_u1", ("x",), {}, "notification"),
+    ("POST", "/notifications/read", "office_u1", ("x",), {}, None),
+    ("PUT", "/shortlists/{shortlist}/lots/{id}/outcome", "officer", OUTCOME_FIELDS,
+     {"outcome": "sold", "sold_price": 50, "buyer": "甲智能装备有限公司"}, "lot_result"),
+    ("PUT", "/shortlists/{shortlist}/lots/{id}/outcome", "officer", OUTCOME_FIELDS,
+     {"outcome": "unsold"}, "lot_result"),
 ]
 
 
@@ -284,7 +292,7 @@ def resolve(world: dict[str, Any], path: str, kind: str | None, segment: str) ->
     if kind is None:
         return path
     real = str(world[kind])
-    return path.replace("{id}", segment.replace("{id}", real))
+    return fill(world, path.replace("{id}", segment.replace("{id}", real)))
 
 
 @FAST
@@ -304,6 +312,7 @@ def test_api_writes_never_500_and_rejections_change_nothing(world: dict[str, Any
 
 # --- API reads ------------------------------------------------------------------------------
 
+DASHBOARD_ARGS = ("date_from", "date_to", "industry", "city")
 MATCH_ARGS = ("k", "industry", "result_type", "maturity", "institution", "cooperation_mode",
               "city", "date_from", "date_to")
 READS = [
@@ -322,6 +331,7 @@ READS = [
     ("/connections", None, ("status", "stage", "direction", "page", "per_page")),
     ("/connections/{id}", "connection", ()),
     ("/notifications", None, ("unread", "page", "per_page")),
+    ("/dashboard", None, DASHBOARD_ARGS),
     ("/nowhere", None, ("x",)),
 ]
 
@@ -420,11 +430,23 @@ FORMS = [
      {"new_password": "Long-enough-123", "confirm_password": "Long-enough-123"}),
     ("/admin/organisations", "admin", ("name", "kind", "city", "tier"),
      {"name": "新单位", "kind": "firm", "city": "嘉兴", "tier": ""}),
+    ("/account/notifications", "firm_a", ("email", "email_mode"),
+     {"email": "buyer@example.com", "email_mode": "daily"}),
+    ("/shortlists/{shortlist}/lots/{lot}/outcome", "officer", OUTCOME_FIELDS,
+     {"outcome": "sold", "sold_price": "50", "buyer": "甲智能装备有限公司"}),
+    ("/shortlists/{shortlist}/lots/{lot}/outcome", "officer", OUTCOME_FIELDS,
+     {"outcome": "clear"}),
+    # The confirmation steps (web.confirm): without confirm=1 a page, never a write.
+    ("/needs/{need}/status", "firm_a", ("status", "confirm"), {"status": "closed"}),
+    ("/results/{result}/status", "office_u1", ("status", "confirm"), {"status": "withdrawn"}),
+    ("/admin/users/{spare}/active", "admin", ("active", "confirm"), {"active": "0"}),
+    ("/shortlists/{shortlist}/lots/{lot}/remove", "officer", ("confirm",), {"confirm": "0"}),
 ]
 
 
 def fill(world: dict[str, Any], template: str) -> str:
-    for key in ("need", "result", "shortlist", "lot", "spare", "connection", "notification"):
+    for key in ("need", "result", "shortlist", "lot", "lot_result", "spare", "connection",
+                "notification"):
         template = template.replace("{" + key + "}", str(world[key]))
     return template
 
@@ -466,18 +488,30 @@ def test_forms_never_500_and_rejections_change_nothing(world: dict[str, Any],
 
 
 def keep_ids_usable(world: dict[str, Any]) -> None:
-    """A success may have deleted the shortlist, moved its lot or disabled the spare user."""
+    """A success may have deleted the shortlist, removed or moved its lot, disabled the spare
+    user, closed the need or withdrawn the result (a confirmed confirmation step)."""
     site: Site = world["site"]
     with site.app.app_context(), sessions()() as db:
-        if db.get(Shortlist, world["shortlist"]) is None:
+        first_lot = db.execute(select(ShortlistLot.id, ShortlistLot.result_id).where(
+            ShortlistLot.shortlist_id == world["shortlist"]).order_by(ShortlistLot.id)).first()
+        if first_lot is None:  # the shortlist deleted, or its last lot removed
             world["shortlist"] = add_shortlist(site)
-        world["lot"] = db.scalar(select(ShortlistLot.id).where(
-            ShortlistLot.shortlist_id == world["shortlist"]).order_by(ShortlistLot.id)) \
-            or world["lot"]
+            first_lot = db.execute(select(ShortlistLot.id, ShortlistLot.result_id).where(
+                ShortlistLot.shortlist_id == world["shortlist"]).order_by(ShortlistLot.id)).first()
+        world["lot"], world["lot_result"] = first_lot
         spare = db.get(User, world["spare"])
         if not spare.is_active:
             spare.is_active = True
             db.commit()
+        reopen = {"need": db.get(Need, world["need"]).status != "open",
+                  "result": db.get(Result, world["result"]).status != "active"}
+    # Through the forms, so that the indexes follow as they would on the site.
+    if reopen["need"]:
+        world["clients"]["firm_a"].post(f"/needs/{world['need']}/status",
+                                        data={"status": "open"})
+    if reopen["result"]:
+        world["clients"]["office_u1"].post(f"/results/{world['result']}/status",
+                                           data={"status": "active"})
 
 
 # --- every field of every form and write, one bad value at a time ------------------------------
@@ -513,7 +547,8 @@ def test_api_writes_one_bad_field_at_a_time(world: dict[str, Any]) -> None:
     client = site.app.test_client()
     swept: set[tuple[str, str]] = set()
     for method, path, owner, fields, base, kind in WRITES:
-        if not base or method in ("PUT", "DELETE") or (method, path) in swept:
+        if not base or method == "DELETE" or (method, path) in swept \
+                or (method == "PUT" and "outcome" not in path):
             continue
         swept.add((method, path))
         for field in fields:
@@ -546,6 +581,16 @@ PAGES = [
     ("/inbox", "firm_a", ("status", "stage", "direction")),
     ("/connections/{connection}", "office_u1", ()),
     ("/connections/new", "firm_a", ("need_id", "result_id")),
+    ("/account/notifications", "firm_a", ()),
+    ("/admin/users/{spare}/password", "admin", ()),
+    ("/shortlists/{shortlist}/export.xlsx", "officer", ()),
+    ("/dashboard", "officer", DASHBOARD_ARGS),
+    ("/dashboard", "office_u1", DASHBOARD_ARGS),
+    ("/dashboard/export.xlsx", "officer", DASHBOARD_ARGS),
+    ("/dashboard/export.xlsx", "office_u1", DASHBOARD_ARGS),
+    ("/dashboard/chart/industry.svg", "officer", DASHBOARD_ARGS),
+    ("/dashboard/chart/interest.svg", "office_u1", DASHBOARD_ARGS),
+    ("/dashboard/chart/nowhere.svg", "officer", DASHBOARD_ARGS),
 ]
 
 

@@ -21,6 +21,7 @@ from corpora.schema import (
     FieldErrors,
     NoSuchDay,
     ValueProblem,
+    encoding_problem,
     parse_date_text,
     parse_decimal,
 )
@@ -129,6 +130,10 @@ def parse_outcome(form: Mapping[str, Any]) -> dict[str, Any]:
         errors["buyer"] = "请填写买受人"
     elif len(buyer) > BUYER_MAX:
         errors["buyer"] = f"买受人不超过 {BUYER_MAX} 字（现 {len(buyer)} 字）"
+    elif (problem := encoding_problem(buyer)) is not None:
+        # A lone surrogate (JSON's \ud800) cannot be stored at all; a control or bidi
+        # character would be stored and shown in the exports.
+        errors["buyer"] = f"买受人{problem}"
     if errors:
         raise FieldErrors(errors)
     return {"outcome": "sold", "sold_price": price, "buyer": buyer}
