@@ -47,10 +47,11 @@ def main() -> int:
         for username, pages in (
             ("firm", [("firm-home", "/"), ("firm-need-matches", "/needs/{need}")]),
             ("office", [("office-home", "/"), ("office-upload", "/results/upload"),
-                        ("office-dashboard", "/dashboard")]),
+                        ("office-inbox", "/inbox"), ("office-dashboard", "/dashboard")]),
             ("officer", [("officer-home", "/"), ("officer-coverage", "/results/coverage"),
                          ("officer-shortlists", "/shortlists/"),
-                         ("officer-dashboard", "/dashboard")]),
+                         # The funnel (issue 14's figure) sits below the page's first screen.
+                         ("officer-dashboard", "/dashboard#figure-funnel")]),
         ):
             context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
             page = context.new_page()
@@ -60,6 +61,8 @@ def main() -> int:
                     link = page.locator("main table a[href^='/needs/']").first.get_attribute("href")
                     path = path.format(need=(link or "").rsplit("/", 1)[-1])
                 page.goto(args.url + path)
+                if "#" in path:  # the charts above it load late and move it: scroll once they have
+                    page.locator("#" + path.split("#", 1)[1]).evaluate("e => e.scrollIntoView()")
                 page.screenshot(path=str(args.out / f"{name}.png"), full_page=False)
                 print(args.out / f"{name}.png")
             context.close()
