@@ -417,9 +417,3 @@ class IndexChange(Base):
 
     def __repr__(self) -> str:
         return f"IndexChange(id={self.id!r}, side={self.side!r}, item_id={self.item_id!r})"
-
-
-# The 对接 tables live in their own module; importing it here puts them in Base.metadata
-# wherever the models are loaded.
-from corpora import connections as _connections  # noqa: E402, F401
-from corpora import notify as _notify  # noqa: E402, F401
