@@ -162,13 +162,16 @@ class Collection:
         languages = self.language_centres().corrected()
         if not languages:
             return hits
+        # Each language's ids once per call, not once per query (a scan of every item).
+        members = {}
+        for language in languages:
+            own = self.language_centres().ids_of(language)
+            members[language] = own if allowed is None else np.intersect1d(own, allowed)
         merged = []
         for n, main in enumerate(hits):
             ids = dict(main)
             for language in languages:
-                own = self.language_centres().ids_of(language)
-                if allowed is not None:
-                    own = np.intersect1d(own, allowed)
+                own = members[language]
                 if len(own):
                     ids.update(self._dense_search_raw(query_vectors[n:n + 1], depth, own)[0])
             candidates = np.fromiter(ids, dtype=np.int64)
