@@ -14,8 +14,14 @@ shared. `hashes.json`, written last, also records the checksum of each file it d
 process killed half-way through a save leaves files that disagree with it, and `load` refuses
 that side (the next sync rebuilds it) instead of trusting vectors of another generation.
 
-Saving is a snapshot (a copy of each index, taken while nothing edits them) and a write that
-needs no other lock than the folder's, so the site can save in the background while it
+The vector indexes live where the `IndexBackend` says: in this process (FAISS, saved into
+the folder) or on Milvus, where every edit is durable at once and the folder records only
+which collection holds the side (and the hashes and BM25 postings, as always). A Milvus side
+that is ahead of or behind `hashes.json` (a crash between an edit and the next save) is
+repaired item by item, never emptied: other processes may be serving from it.
+
+Saving is a snapshot (a copy of each in-process index, taken while nothing edits them) and a
+write that needs no other lock than the folder's, so the site can save in the background while it
 serves; `hashes.json` records the change-log id the snapshot reflects, and an older snapshot
 never replaces a newer save.
 """
@@ -34,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from embeddings.base import Encoder
+from matcher.index_backend import IndexBackend
 from matcher.index_files import (
     HASHES_FILE,
     LAYOUT,
@@ -46,8 +53,14 @@ from matcher.index_files import (
 from matcher.lexical import LexicalIndex, PackedWords, save_packed
 from matcher.retriever import Collection, Matcher
 from matcher.types import SIDES, ItemSource, Side
-from matcher.vector_common import TEMP_PREFIX, IndexFileError, sha256_of, write_atomically
-from matcher.vector_index import VectorIndex, open_index
+from matcher.vector_common import (
+    TEMP_PREFIX,
+    IndexFileError,
+    read_sidecar,
+    sha256_of,
+    write_atomically,
+)
+from matcher.vector_index import VectorIndex
 from matcher.vocabulary import (
     EDIT_TOLERANCE,
     brings_new_terms,
@@ -130,10 +143,12 @@ def _difference(wanted: dict[int, str], indexed: dict[int, str]
 class IndexStore:
     """Loads, repairs and saves a `Matcher`'s collections against the database."""
 
-    def __init__(self, home: Path, encoder: Encoder) -> None:
+    def __init__(self, home: Path, encoder: Encoder, backend: IndexBackend | None = None
+                 ) -> None:
         self.home = Path(home)
         self.encoder = encoder
-        self.matcher = Matcher(encoder)
+        self.backend = backend or IndexBackend()
+        self.matcher = Matcher(encoder, index_factory=self.backend.new)
         self._indexed_hashes: dict[Side, dict[int, str]] = {side: {} for side in SIDES}
         # Sides whose in-memory index differs from the files last saved.
         self._unsaved: set[Side] = set()
@@ -193,8 +208,12 @@ class IndexStore:
                 return f"索引来自另一模型 {hashes.get('model')}"
             if hashes.get("layout") != LAYOUT:
                 return f"索引格式 {hashes.get('layout')} 已过时"
-            vectors = open_index(folder / VECTORS_DIR)
-            windows = open_index(folder / WINDOWS_DIR)
+            for role, directory in (("vectors", VECTORS_DIR), ("windows", WINDOWS_DIR)):
+                if read_sidecar(folder / directory).get("location") != \
+                        self.backend.location(side, role):
+                    return "索引保存在另一后端（INDEX_BACKEND 或 MILVUS_URI 已更改）"
+            vectors = self.backend.open(folder / VECTORS_DIR)
+            windows = self.backend.open(folder / WINDOWS_DIR)
             lexical = LexicalIndex.load(folder / LEXICAL_DIR)
             files = hashes.get("files")
             if files is not None and files != {
@@ -236,6 +255,24 @@ class IndexStore:
         return (stored_ids == set(self._indexed_hashes[side]) == set(coll.lexical.ids().tolist())
                 and set(coll.extra_windows) <= stored_ids)
 
+    def _repair_shared(self, coll: Collection, indexed: dict[int, str], wanted: set[int]
+                       ) -> dict[int, str]:
+        """A shared (Milvus) side that disagrees with this folder's hashes: drop from it only
+        what the database no longer holds, and trust a hash only for items stored on every
+        index; the sync then re-indexes the rest (upserts, from the embedding cache). Never
+        emptied: other processes may be serving from it. Returns the hashes to trust."""
+        stored = set(coll.vectors.ids().tolist())
+        words = set(coll.lexical.ids().tolist())
+        gone = np.array(sorted(stored - wanted), dtype=np.int64)
+        if gone.size:
+            coll.vectors.remove(gone)
+        coll.reload_window_counts()
+        coll.drop_windows([i for i in coll.extra_windows if i not in wanted])
+        trusted = {i: h for i, h in indexed.items() if i in stored and i in words}
+        coll.lexical.remove([i for i in words if i not in trusted])
+        self._unsaved.add(coll.side)
+        return trusted
+
     def sync_side(self, source: ItemSource, side: Side, *, progress: bool = False,
                   change_id: int = 0) -> SyncReport:
         with self.writing():
@@ -254,7 +291,10 @@ class IndexStore:
         # Anything the files disagree on (a crash between writes) is simply re-indexed.
         rebuilt = not self._consistent(side) and bool(
             coll.vectors.count() or indexed or coll.extra_windows)
-        if rebuilt:
+        if rebuilt and coll.vectors.persistent:
+            indexed = self._repair_shared(coll, indexed, set(wanted))
+            rebuilt = False
+        elif rebuilt:
             empty_ids = np.zeros(0, dtype=np.int64)
             empty = np.zeros((0, self.encoder.dimension), dtype=np.float32)
             coll.vectors.build(empty_ids, empty)
@@ -314,8 +354,9 @@ class IndexStore:
         the matcher (the service's lock); it counts as saved unless writing it fails."""
         coll: Collection = self.matcher.collections[side]
         self._unsaved.discard(side)
-        return SideSnapshot(side, change_id, coll.vectors.copy(), coll.windows.copy(),
-                            coll.lexical.packed(), dict(self._indexed_hashes[side]))
+        return SideSnapshot(side, change_id, _snapshot_of(coll.vectors),
+                            _snapshot_of(coll.windows), coll.lexical.packed(),
+                            dict(self._indexed_hashes[side]))
 
     def write_snapshot(self, snap: SideSnapshot, *, force: bool = False) -> bool:
         """Write a snapshot's files, hashes.json last. Unless `force`, a snapshot no newer
@@ -385,10 +426,17 @@ class IndexStore:
         return len(dropped) + len(fresh)
 
 
+def _snapshot_of(index: VectorIndex) -> VectorIndex:
+    """A copy to save from another thread; a persistent index is its own (Milvus has every
+    edit already, and saving it records only where it is)."""
+    return index if index.persistent else index.copy()
+
+
 def open_store(home: Path, encoder: Encoder, source: ItemSource, *,
-               progress: bool = False) -> tuple[IndexStore, list[SyncReport]]:
+               progress: bool = False, backend: IndexBackend | None = None
+               ) -> tuple[IndexStore, list[SyncReport]]:
     """Load the saved indexes and repair any difference from the source of truth."""
-    store = IndexStore(home, encoder)
+    store = IndexStore(home, encoder, backend)
     store.load()
     reports = store.sync(source, progress=progress)
     return store, reports

@@ -216,14 +216,18 @@ class Matcher:
         encoder: Encoder | None,
         *,
         fusion: Fusion | None = None,
-        index_factory: Callable[[int], VectorIndex] = new_index,
+        index_factory: Callable[[int, Side, str], VectorIndex] | None = None,
     ) -> None:
         # encoder None: a lexical-only matcher (BM25 runs need no model).
         self.encoder = encoder
         self.fusion = fusion or default_fusion()
         dimension = encoder.dimension if encoder is not None else 1
+        # (dimension, side, "vectors" | "windows") -> that index; by default FAISS in memory
+        # (`matcher.index_backend` makes Milvus collections instead)
+        make = index_factory or (lambda d, _side, _role: new_index(d))
         self.collections: dict[Side, Collection] = {
-            side: Collection(side, index_factory(dimension), index_factory(dimension))
+            side: Collection(side, make(dimension, side, "vectors"),
+                             make(dimension, side, "windows"))
             for side in SIDES
         }
         self.hub_weight = HUB_WEIGHT  # 0: rank without the hub discount

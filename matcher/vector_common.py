@@ -42,6 +42,11 @@ class IndexFileError(RuntimeError):
     """An index directory that is missing, incomplete, corrupt or inconsistent."""
 
 
+class IndexUnavailableError(RuntimeError):
+    """The index service (Milvus) cannot be reached or failed a request: the site answers
+    503 and the next sync catches up; nothing in the database is lost."""
+
+
 def utc_now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 

@@ -67,6 +67,8 @@ BITMAP_MAX_ID = 1 << 26
 
 
 class FaissIndex:
+    persistent = False  # in memory; saved as files
+
     def __init__(
         self,
         dimension: int,

@@ -1,8 +1,9 @@
 """The vector index contract, and the two ways to get one: new, or opened from disk.
 
 ids are int64 database ids; vectors are L2-normalised float32, so the score (inner
-product) is cosine similarity. Backends: `NumpyIndex` (brute force, the reference) and
-`FaissIndex` (exact at small sizes, IVF above a measured threshold).
+product) is cosine similarity. Backends: `NumpyIndex` (brute force, the reference),
+`FaissIndex` (exact at small sizes, IVF above a measured threshold), both in the process and
+saved as files, and `matcher.vector_milvus.MilvusIndex` (a collection on Milvus).
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ from matcher.vector_common import (
     DimensionMismatchError,
     Hits,
     IndexFileError,
+    IndexUnavailableError,
     read_sidecar,
 )
 from matcher.vector_faiss import ANN_THRESHOLD, FaissIndex
 from matcher.vector_faiss_files import KIND_FLAT, KIND_IVF
+from matcher.vector_milvus import KIND as KIND_MILVUS
+from matcher.vector_milvus import MilvusIndex
 from matcher.vector_numpy import KIND as KIND_NUMPY
 from matcher.vector_numpy import NumpyIndex
 
@@ -31,6 +35,8 @@ __all__ = [
     "FaissIndex",
     "Hits",
     "IndexFileError",
+    "IndexUnavailableError",
+    "MilvusIndex",
     "NumpyIndex",
     "VectorIndex",
     "new_index",
@@ -41,6 +47,9 @@ __all__ = [
 @runtime_checkable
 class VectorIndex(Protocol):
     dimension: int
+    #: True when every edit is durable in the backend itself (Milvus): a snapshot then needs
+    #: no copy, and saving records only where the vectors are.
+    persistent: bool
     #: The sidecar as last loaded or saved (model, count, built_at...); empty before either.
     meta: dict[str, Any]
 
@@ -97,8 +106,11 @@ def new_index(dimension: int, **options: Any) -> FaissIndex:
 
 
 def open_index(directory: Path | str) -> VectorIndex:
-    """Load the index saved in `directory`, whichever backend wrote it."""
+    """Load the index saved in `directory`, whichever backend wrote it (a Milvus one through
+    the URI its sidecar records; `matcher.index_backend` passes the settings' own)."""
     kind = read_sidecar(Path(directory))["kind"]
+    if kind == KIND_MILVUS:
+        return MilvusIndex.load(Path(directory))
     backend = _BACKEND_OF_KIND.get(kind)
     if backend is None:
         raise IndexFileError(f"{directory}: unknown index kind {kind!r}")

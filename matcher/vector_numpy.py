@@ -27,6 +27,8 @@ KIND = "numpy"
 class NumpyIndex:
     """Rows kept in insertion order; a dict maps each id to its row."""
 
+    persistent = False  # in memory; saved as files
+
     def __init__(self, dimension: int) -> None:
         if dimension < 1:
             raise ValueError(f"dimension must be positive, got {dimension}")

@@ -17,6 +17,7 @@ from corpora.items import DatabaseItems
 from embeddings.base import Encoder
 from embeddings.cache import CachedEncoder, EmbeddingCache
 from embeddings.loader import load_encoder
+from matcher.index_backend import IndexBackend
 from matcher.indexing import IndexStore, SyncReport
 from matcher.indexing import open_store as open_saved_store
 from service.matching import MatchService
@@ -26,6 +27,14 @@ from settings import Settings
 def encoder_for(settings: Settings) -> Encoder:
     """The encoder the settings name (model and runtime), loaded once per process."""
     return load_encoder(settings.model, backend=settings.backend, models_dir=settings.models_dir)
+
+
+def backend_for(settings: Settings) -> IndexBackend:
+    """Where the settings put the vector indexes (in process, or on Milvus)."""
+    if settings.index_backend == "milvus":
+        return IndexBackend("milvus", settings.milvus_uri_or_default,
+                            settings.milvus_collection_prefix, settings.milvus_index_type)
+    return IndexBackend()
 
 
 def build_service(settings: Settings, encoder: Encoder | None = None, *,
@@ -39,7 +48,7 @@ def build_service(settings: Settings, encoder: Encoder | None = None, *,
     if encoder is None:
         encoder = encoder_for(settings)
     cached = CachedEncoder(encoder, EmbeddingCache(settings.embedding_cache))
-    store = IndexStore(settings.home, cached)
+    store = IndexStore(settings.home, cached, backend_for(settings))
     if load:
         store.load()
     if sessions is None:
@@ -49,7 +58,9 @@ def build_service(settings: Settings, encoder: Encoder | None = None, *,
 
 
 def open_store(home: Path, encoder: Encoder, sessions: Callable[[], Session], *,
-               progress: bool = False) -> tuple[IndexStore, list[SyncReport]]:
+               progress: bool = False, backend: IndexBackend | None = None
+               ) -> tuple[IndexStore, list[SyncReport]]:
     """Load the saved indexes under `home` and repair any difference from the database."""
     with sessions() as session:
-        return open_saved_store(home, encoder, DatabaseItems(session), progress=progress)
+        return open_saved_store(home, encoder, DatabaseItems(session), progress=progress,
+                                backend=backend)

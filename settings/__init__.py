@@ -27,6 +27,8 @@ DATASETS_DIR = REPO_ROOT / "datasets"
 BACKENDS = ("torch", "bf16", "onnx", "openvino")
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 SMTP_TLS_MODES = ("none", "starttls", "ssl")
+INDEX_BACKENDS = ("faiss", "milvus")
+MILVUS_INDEX_TYPES = ("FLAT", "HNSW", "IVF_FLAT", "AUTOINDEX")
 # The port each TLS mode usually listens on, when SMTP_PORT is not given.
 SMTP_DEFAULT_PORTS = {"none": 25, "starttls": 587, "ssl": 465}
 
@@ -131,6 +133,15 @@ class Settings:
     # Beijing time.
     email_digest_hour: int = 8
     email_max_attempts: int = 5
+    # Where the vector indexes live: "faiss" (in each process, saved under `home`) or
+    # "milvus" (collections on the server `milvus_uri` names, shared by every worker).
+    index_backend: str = "faiss"
+    # http://host:19530 (a Milvus standalone or cluster), or a file path for Milvus Lite;
+    # "": a Milvus Lite file under `home` (one process only).
+    milvus_uri: str = field(default="", repr=False)
+    milvus_collection_prefix: str = "g60"
+    # FLAT searches exactly (as FAISS does below its IVF threshold); HNSW for millions.
+    milvus_index_type: str = "FLAT"
 
     def __post_init__(self) -> None:
         # Checked here, not per variable: the sender matters only once a server is named.
@@ -144,6 +155,10 @@ class Settings:
     @property
     def smtp_port_or_default(self) -> int:
         return self.smtp_port or SMTP_DEFAULT_PORTS[self.smtp_tls]
+
+    @property
+    def milvus_uri_or_default(self) -> str:
+        return self.milvus_uri or str(self.home / "milvus" / "indexes.db")
 
     @property
     def database_url(self) -> str:
@@ -237,6 +252,28 @@ def _positive(name: str, value: object) -> int | None:
     return count
 
 
+def _choice(choices: tuple[str, ...], *, upper: bool = False) -> Any:
+    def parse(name: str, value: object) -> str | None:
+        text = _text(name, value)
+        text = text.upper() if upper else text.lower()
+        if not text:
+            return None
+        if text not in choices:
+            raise SettingsError(f"环境变量 {name} 应为 {' / '.join(choices)} 之一，"
+                                f"而不是 {text!r}")
+        return text
+    return parse
+
+
+def _collection_prefix(name: str, value: object) -> str | None:
+    text = _text(name, value)
+    if text and not (text[0].isascii() and text[0].isalpha()
+                     and all(c.isascii() and (c.isalnum() or c == "_") for c in text)):
+        raise SettingsError(f"环境变量 {name} 只能由字母、数字和下划线组成（字母开头），"
+                            f"而不是 {text!r}")
+    return text or None
+
+
 def _plain(name: str, value: object) -> str | None:
     return _text(name, value) or None
 
@@ -268,5 +305,9 @@ _VARIABLES: dict[str, tuple[str, Any]] = {
     "MATCHER_BASE_URL": ("base_url", _url),
     "EMAIL_DIGEST_HOUR": ("email_digest_hour", _hour),
     "EMAIL_MAX_ATTEMPTS": ("email_max_attempts", _positive),
+    "INDEX_BACKEND": ("index_backend", _choice(INDEX_BACKENDS)),
+    "MILVUS_URI": ("milvus_uri", _plain),
+    "MILVUS_COLLECTION_PREFIX": ("milvus_collection_prefix", _collection_prefix),
+    "MILVUS_INDEX_TYPE": ("milvus_index_type", _choice(MILVUS_INDEX_TYPES, upper=True)),
 }
 VARIABLES = tuple(_VARIABLES)

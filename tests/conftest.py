@@ -76,3 +76,19 @@ def csrf_site(tmp_path: Path):  # noqa: ANN201
     site = make_site(f"sqlite:///{tmp_path / 'csrf.sqlite'}", tmp_path / "home")
     yield site
     site.app.extensions["matcher.engine"].dispose()
+
+
+@pytest.fixture(params=["faiss", pytest.param("milvus", marks=pytest.mark.milvus)])
+def index_backend(request: pytest.FixtureRequest, tmp_path: Path):  # noqa: ANN201
+    """Where a store keeps its vectors: FAISS in the process, or a Milvus Lite file (the
+    embedded Milvus; the same code talks to a Milvus server by URI)."""
+    from matcher import vector_milvus
+    from matcher.index_backend import IndexBackend
+
+    if request.param == "faiss":
+        yield IndexBackend()
+        return
+    uri = str(tmp_path / "milvus" / "indexes.db")
+    (tmp_path / "milvus").mkdir(exist_ok=True)
+    yield IndexBackend("milvus", uri)
+    vector_milvus.close_client(uri)

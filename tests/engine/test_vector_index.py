@@ -1,12 +1,15 @@
-"""One contract, every backend: numpy brute force, exact FAISS, and FAISS IVF (forced by a
-small threshold). Exact backends must equal an independent brute force; IVF must reach
-recall@10 >= 0.95 and score what it returns exactly."""
+"""One contract, every backend: numpy brute force, exact FAISS, FAISS IVF (forced by a
+small threshold) and Milvus (Milvus Lite, a FLAT collection). Exact backends must equal an
+independent brute force; IVF must reach recall@10 >= 0.95 and score what it returns exactly.
+The tests of the saved files' layout run on the backends whose data is the files."""
 
 from __future__ import annotations
 
 import copy
 import functools
+import itertools
 import json
+import tempfile
 from datetime import datetime
 from pathlib import Path
 
@@ -14,13 +17,14 @@ import faiss
 import numpy as np
 import pytest
 
-from matcher import vector_faiss_ivf
+from matcher import vector_faiss_ivf, vector_milvus
 from matcher.vector_common import LOCK_NAME, SIDECAR_NAME, TEMP_PREFIX
 from matcher.vector_index import (
     ANN_THRESHOLD,
     DimensionMismatchError,
     FaissIndex,
     IndexFileError,
+    MilvusIndex,
     NumpyIndex,
     VectorIndex,
     new_index,
@@ -30,8 +34,22 @@ from matcher.vector_index import (
 DIM = 32
 N = 3_000
 SMALL_THRESHOLD = 1_000  # forces IVF for N vectors; removals must keep >= 500 to stay IVF
-BACKENDS = ["numpy", "faiss-exact", "faiss-ivf"]
-EXACT_BACKENDS = ["numpy", "faiss-exact"]
+BACKENDS = ["numpy", "faiss-exact", "faiss-ivf", "milvus"]
+EXACT_BACKENDS = ["numpy", "faiss-exact", "milvus"]
+# Backends whose saved data is the files themselves (Milvus saves a pointer to its collection).
+FILE_BACKENDS = ["numpy", "faiss-exact", "faiss-ivf"]
+
+# One Milvus Lite file for the module (a file admits one process); a collection per index.
+_MILVUS_DIR = tempfile.TemporaryDirectory(prefix="milvus-contract-")
+MILVUS_URI = f"{_MILVUS_DIR.name}/contract.db"
+_COLLECTIONS = itertools.count()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _close_milvus():
+    yield
+    vector_milvus.close_client(MILVUS_URI)
+    _MILVUS_DIR.cleanup()
 
 
 def unit(rows: np.ndarray) -> np.ndarray:
@@ -65,6 +83,8 @@ def make_index(backend: str, dimension: int = DIM) -> VectorIndex:
         return NumpyIndex(dimension)
     if backend == "faiss-exact":
         return FaissIndex(dimension, progress=False)
+    if backend == "milvus":
+        return MilvusIndex(dimension, uri=MILVUS_URI, collection=f"c{next(_COLLECTIONS)}")
     return FaissIndex(dimension, ann_threshold=SMALL_THRESHOLD, progress=False)
 
 
@@ -79,7 +99,11 @@ def _built_once(backend: str) -> VectorIndex:
 
 def built(backend: str) -> VectorIndex:
     """A fresh copy of the index over IDS/VECTORS (built once per backend: IVF training is
-    the slow part of this module)."""
+    the slow part of this module). A Milvus index is a collection: each gets its own."""
+    if backend == "milvus":
+        index = make_index(backend)
+        index.build(IDS, VECTORS)
+        return index
     return copy.deepcopy(_built_once(backend))
 
 
@@ -395,7 +419,7 @@ def test_copy_is_independent_and_saves_like_the_original(backend: str, tmp_path:
     assert loaded.search(QUERIES, 10) == clone.search(QUERIES, 10)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", FILE_BACKENDS)
 def test_sidecar_contents(backend: str, tmp_path: Path) -> None:
     index = built(backend)
     index.save(tmp_path, model="bge-small-zh")
@@ -416,7 +440,7 @@ def test_sidecar_contents(backend: str, tmp_path: Path) -> None:
     assert index.meta == sidecar
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", FILE_BACKENDS)
 def test_resaving_leaves_one_data_file_and_no_temporaries(backend: str, tmp_path: Path) -> None:
     index = built(backend)
     (tmp_path / f"{TEMP_PREFIX}leftover").write_bytes(b"from a crashed save")
@@ -452,7 +476,7 @@ def _edit_sidecar(directory: Path, **changes) -> None:
     path.write_text(json.dumps(sidecar), encoding="utf-8")
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", FILE_BACKENDS)
 def test_inconsistent_or_corrupt_index_is_refused(backend: str, tmp_path: Path) -> None:
     index = built(backend)
     index.save(tmp_path, model="m")

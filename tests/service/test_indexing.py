@@ -76,24 +76,24 @@ def sessions(engine):
     return factory
 
 
-def test_first_sync_builds_then_restart_loads_without_encoding(sessions, tmp_path):
+def test_first_sync_builds_then_restart_loads_without_encoding(index_backend, sessions, tmp_path):
     encoder = CountingEncoder()
-    store, reports = open_store(tmp_path, encoder, sessions)
+    store, reports = open_store(tmp_path, encoder, sessions, backend=index_backend)
     assert {r.side: r.added for r in reports} == {"need": 1, "result": 3}
     assert encoder.documents_seen == 4
     top = store.matcher.search("正极包覆", side="result", k=1)[0]
     assert store.matcher.collections["result"].items[top.id].title == "高镍正极材料包覆改性"
 
     again = CountingEncoder()
-    store2, reports2 = open_store(tmp_path, again, sessions)
+    store2, reports2 = open_store(tmp_path, again, sessions, backend=index_backend)
     assert not any(r.changed for r in reports2)
     assert again.documents_seen == 0
     assert store2.matcher.search("正极包覆", side="result", k=1)[0].id == top.id
 
 
-def test_sync_repairs_differences_from_the_database(sessions, tmp_path):
+def test_sync_repairs_differences_from_the_database(index_backend, sessions, tmp_path):
     encoder = CountingEncoder()
-    open_store(tmp_path, encoder, sessions)
+    open_store(tmp_path, encoder, sessions, backend=index_backend)
     with sessions() as session:
         r2 = session.scalars(select(Result).where(Result.external_id == "R2")).one()
         r2.status = "withdrawn"
@@ -114,7 +114,7 @@ def test_sync_repairs_differences_from_the_database(sessions, tmp_path):
         session.commit()
         withdrawn_id = r2.id
     encoder.documents_seen = 0
-    store, reports = open_store(tmp_path, encoder, sessions)
+    store, reports = open_store(tmp_path, encoder, sessions, backend=index_backend)
     result_report = next(r for r in reports if r.side == "result")
     assert (result_report.added, result_report.updated, result_report.removed) == (1, 1, 1)
     assert encoder.documents_seen == 2  # only the new and the changed text
@@ -125,18 +125,18 @@ def test_sync_repairs_differences_from_the_database(sessions, tmp_path):
         assert all(not r.changed for r in store.check(DatabaseItems(session)))
 
 
-def test_index_from_another_model_is_rebuilt(sessions, tmp_path):
-    open_store(tmp_path, CountingEncoder(), sessions)
+def test_index_from_another_model_is_rebuilt(index_backend, sessions, tmp_path):
+    open_store(tmp_path, CountingEncoder(), sessions, backend=index_backend)
     other = FakeEncoder(32)
-    store, reports = open_store(tmp_path, other, sessions)
+    store, reports = open_store(tmp_path, other, sessions, backend=index_backend)
     assert sum(r.added for r in reports) == 4
     sidecar = json.loads((tmp_path / "indexes" / "result" / "vectors" / "index.json").read_text())
     assert sidecar["model"] == other.name and sidecar["dimension"] == 32
 
 
-def test_items_changed_applies_one_edit_without_full_sync(sessions, tmp_path):
+def test_items_changed_applies_one_edit_without_full_sync(index_backend, sessions, tmp_path):
     encoder = CountingEncoder()
-    store, _ = open_store(tmp_path, encoder, sessions)
+    store, _ = open_store(tmp_path, encoder, sessions, backend=index_backend)
     with sessions() as session:
         r3 = session.scalars(select(Result).where(Result.external_id == "R3")).one()
         r3.abstract = "钙钛矿光伏组件封装与清洗"
@@ -148,12 +148,12 @@ def test_items_changed_applies_one_edit_without_full_sync(sessions, tmp_path):
         assert all(not r.changed for r in store.check(DatabaseItems(session)))
 
 
-def test_cached_encoder_makes_rebuild_free(sessions, tmp_path):
+def test_cached_encoder_makes_rebuild_free(index_backend, sessions, tmp_path):
     inner = CountingEncoder()
     cached = CachedEncoder(inner, EmbeddingCache(tmp_path / "cache.sqlite"))
-    open_store(tmp_path / "a", cached, sessions)
+    open_store(tmp_path / "a", cached, sessions, backend=index_backend)
     inner.documents_seen = 0
-    store = IndexStore(tmp_path / "b", cached)  # a fresh index folder: full rebuild
+    store = IndexStore(tmp_path / "b", cached, index_backend)  # a fresh index folder: full rebuild
     with sessions() as session:
         store.sync(DatabaseItems(session))
     assert inner.documents_seen == 0
@@ -168,14 +168,14 @@ class WindowedCountingEncoder(CountingEncoder):
         self.name += "-w8"
 
 
-def test_window_vectors_survive_a_restart(sessions, tmp_path):
-    store, _ = open_store(tmp_path, WindowedCountingEncoder(), sessions)
+def test_window_vectors_survive_a_restart(index_backend, sessions, tmp_path):
+    store, _ = open_store(tmp_path, WindowedCountingEncoder(), sessions, backend=index_backend)
     coll = store.matcher.collections["result"]
     assert coll.extra_windows and coll.windows.count() == sum(coll.extra_windows.values())
     before = store.matcher.search("正极包覆", side="result", k=3, mode="dense")
 
     again = WindowedCountingEncoder()
-    store2, reports = open_store(tmp_path, again, sessions)
+    store2, reports = open_store(tmp_path, again, sessions, backend=index_backend)
     assert not any(r.changed for r in reports) and again.documents_seen == 0
     assert store2.matcher.collections["result"].extra_windows == coll.extra_windows
     after = store2.matcher.search("正极包覆", side="result", k=3, mode="dense")
@@ -183,14 +183,14 @@ def test_window_vectors_survive_a_restart(sessions, tmp_path):
                                                           for m in before]
 
 
-def test_an_index_saved_in_an_older_layout_is_rebuilt(sessions, tmp_path):
-    open_store(tmp_path, CountingEncoder(), sessions)
+def test_an_index_saved_in_an_older_layout_is_rebuilt(index_backend, sessions, tmp_path):
+    open_store(tmp_path, CountingEncoder(), sessions, backend=index_backend)
     hashes_path = tmp_path / "indexes" / "result" / "hashes.json"
     hashes = json.loads(hashes_path.read_text(encoding="utf-8"))
     del hashes["layout"]
     hashes_path.write_text(json.dumps(hashes), encoding="utf-8")
     again = CountingEncoder()
-    _, reports = open_store(tmp_path, again, sessions)
+    _, reports = open_store(tmp_path, again, sessions, backend=index_backend)
     assert {r.side: r.added for r in reports} == {"need": 0, "result": 3}
     assert again.documents_seen == 3
 
@@ -220,12 +220,13 @@ def _edit_r3(sessions, text: str) -> int:
 
 
 def test_a_save_cut_short_before_its_hashes_is_refused_then_rebuilt(
+    index_backend,
         sqlite_sessions, tmp_path, monkeypatch):
     """A process dying after writing the vectors but before hashes.json leaves files of two
     saves side by side; load must not take them for one, whatever their ids say."""
     import matcher.indexing as indexing
 
-    store, _ = open_store(tmp_path, CountingEncoder(), sqlite_sessions)
+    store, _ = open_store(tmp_path, CountingEncoder(), sqlite_sessions, backend=index_backend)
     r3 = _edit_r3(sqlite_sessions, "钙钛矿光伏组件封装")
 
     def die(*_args):
@@ -237,7 +238,7 @@ def test_a_save_cut_short_before_its_hashes_is_refused_then_rebuilt(
     monkeypatch.undo()
     assert not list((tmp_path / "indexes").rglob(".tmp-*"))  # the temporaries went with it
 
-    fresh = IndexStore(tmp_path, CountingEncoder())
+    fresh = IndexStore(tmp_path, CountingEncoder(), index_backend)
     fresh.load()
     assert "不是同一次保存" in fresh.load_problems["result"]
     assert "need" not in fresh.load_problems
@@ -253,8 +254,9 @@ def test_a_save_cut_short_before_its_hashes_is_refused_then_rebuilt(
 @pytest.mark.parametrize("damage", ["delete-sidecar", "truncate-tokens", "garbage-hashes",
                                     "delete-side", "swap-data-file"])
 def test_damaged_index_files_are_reported_then_repaired_at_the_next_start(
+    index_backend,
         sqlite_sessions, tmp_path, damage):
-    open_store(tmp_path, CountingEncoder(), sqlite_sessions)
+    open_store(tmp_path, CountingEncoder(), sqlite_sessions, backend=index_backend)
     side = tmp_path / "indexes" / "result"
     if damage == "delete-sidecar":
         (side / "vectors" / "index.json").unlink()
@@ -273,14 +275,16 @@ def test_damaged_index_files_are_reported_then_repaired_at_the_next_start(
         (side / "vectors" / sidecar["file"]).write_bytes(
             (side / "windows" / other["file"]).read_bytes())
 
-    checked = IndexStore(tmp_path, CountingEncoder())  # what `flask check-index` does
+    # what `flask check-index` does
+    checked = IndexStore(tmp_path, CountingEncoder(), index_backend)
     checked.load()
     with sqlite_sessions() as session:
         report = next(r for r in checked.check(DatabaseItems(session)) if r.side == "result")
     assert report.changed and report.added == 3
 
     encoder = CountingEncoder()
-    store, reports = open_store(tmp_path, encoder, sqlite_sessions)  # a start: load + sync
+    # a start: load + sync
+    store, reports = open_store(tmp_path, encoder, sqlite_sessions, backend=index_backend)
     assert next(r for r in reports if r.side == "result").added == 3
     assert encoder.documents_seen == 3  # only the damaged side is re-indexed
     with sqlite_sessions() as session:
@@ -289,15 +293,17 @@ def test_damaged_index_files_are_reported_then_repaired_at_the_next_start(
         store.matcher.collections["result"].items
 
 
-def test_two_writers_saving_at_once_never_leave_a_mixed_set(sqlite_sessions, tmp_path):
+def test_two_writers_saving_at_once_never_leave_a_mixed_set(
+    index_backend, sqlite_sessions, tmp_path
+):
     """Two stores (as two processes: flock locks are per open file, so two stores in one
     process exclude each other like two processes) save different states of the same folder
     over and over; every load afterwards, and during, takes one whole save."""
     import threading
 
-    first, _ = open_store(tmp_path, CountingEncoder(), sqlite_sessions)
+    first, _ = open_store(tmp_path, CountingEncoder(), sqlite_sessions, backend=index_backend)
     r3 = _edit_r3(sqlite_sessions, "钙钛矿光伏组件封装")
-    second = IndexStore(tmp_path, CountingEncoder())
+    second = IndexStore(tmp_path, CountingEncoder(), index_backend)
     second.load()
     with sqlite_sessions() as session:
         second.sync(DatabaseItems(session))  # second holds the edited text, first the old one
@@ -316,7 +322,7 @@ def test_two_writers_saving_at_once_never_leave_a_mixed_set(sqlite_sessions, tmp
         thread.start()
     try:
         for _ in range(10):
-            reader = IndexStore(tmp_path, CountingEncoder())
+            reader = IndexStore(tmp_path, CountingEncoder(), index_backend)
             reader.load()
             assert reader.load_problems == {}
             assert reader._consistent("result")

@@ -1,0 +1,347 @@
+"""The vector index on Milvus: a collection on a Milvus server, or in a Milvus Lite file.
+
+The same code serves both: `uri` is `http://host:19530` for a Milvus standalone or cluster,
+or a local path, which pymilvus opens with Milvus Lite (the embedded engine from PyPI; one
+process per file, so several workers share one through `milvus-lite server`, as they would a
+real server).
+
+The collection holds `id` (the database id, primary key) and `vector`; search is inner
+product, so the score is the cosine, as in every backend. Every edit is written to Milvus at
+once (`persistent`): saving writes only a small pointer and the sidecar under the side's
+folder, and a snapshot needs no copy. The ids are mirrored in memory (8 bytes each) so that
+`ids()` and `count()` cost no round trip; every process applies the same change log, so each
+mirror follows the edits of the others.
+
+A Milvus that cannot be reached, or that fails a request, raises `IndexUnavailableError`
+(the site answers 503); the database stays the source of truth and the next sync catches up.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from matcher.vector_common import (
+    DimensionMismatchError,
+    Hits,
+    IndexFileError,
+    IndexUnavailableError,
+    as_ids,
+    as_queries,
+    as_vectors,
+    check_k,
+    commit_index_files,
+    exact_top_k,
+    open_committed,
+    sorted_unique,
+    utc_now_iso,
+)
+
+KIND = "milvus"
+# Milvus refuses a larger limit (topk) per search.
+MAX_K = 16_384
+# Rows per insert/upsert request (a few MB at 384 dimensions: well under gRPC's 64 MB).
+WRITE_BATCH = 2_000
+# Ids per get/delete request.
+READ_BATCH = 4_000
+# An allowed set this small is searched exactly here, from its fetched vectors: one get
+# instead of a search whose filter names every id.
+FETCH_ALLOWED_BELOW = 2_000
+INDEX_TYPES = ("FLAT", "HNSW", "IVF_FLAT", "AUTOINDEX")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+
+T = TypeVar("T")
+
+
+def _milvus() -> Any:
+    try:
+        import pymilvus
+    except ImportError as error:  # installed with the requirements; say so if it is not
+        raise IndexUnavailableError(
+            "INDEX_BACKEND=milvus 需要 pymilvus（pip install -r requirements.txt）") from error
+    return pymilvus
+
+
+def redacted(uri: str) -> str:
+    """The URI without a password, for messages and the sidecar."""
+    return re.sub(r"//[^/@]*@", "//***@", uri)
+
+
+_CLIENTS: dict[str, Any] = {}
+
+
+def client_for(uri: str) -> Any:
+    """One `MilvusClient` per URI per process (a Milvus Lite file admits one opener)."""
+    client = _CLIENTS.get(uri)
+    if client is None:
+        pymilvus = _milvus()
+        try:
+            client = pymilvus.MilvusClient(uri=uri, timeout=10)
+        except Exception as error:  # pymilvus raises several kinds for "cannot connect"
+            raise IndexUnavailableError(
+                f"无法连接 Milvus {redacted(uri)}: {error}") from error
+        _CLIENTS[uri] = client
+    return client
+
+
+def close_client(uri: str) -> None:
+    """Close this process's client of `uri` (Milvus Lite then releases its file)."""
+    client = _CLIENTS.pop(uri, None)
+    if client is not None:
+        client.close()
+
+
+class MilvusIndex:
+    """One Milvus collection behind the `VectorIndex` contract."""
+
+    persistent = True
+
+    def __init__(self, dimension: int, *, uri: str, collection: str,
+                 index_type: str = "FLAT") -> None:
+        if dimension < 1:
+            raise ValueError(f"dimension must be positive, got {dimension}")
+        if not _NAME.match(collection):
+            raise ValueError(f"collection name {collection!r}: letters, digits and _ only")
+        if index_type not in INDEX_TYPES:
+            raise ValueError(f"index_type must be one of {INDEX_TYPES}, got {index_type!r}")
+        self.dimension = int(dimension)
+        self.uri = uri
+        self.collection = collection
+        self.index_type = index_type
+        self.meta: dict[str, Any] = {}
+        self._built_at = utc_now_iso()
+        self._ids = np.empty(0, dtype=np.int64)  # sorted
+        self._open()
+
+    @property
+    def kind(self) -> str:
+        return KIND
+
+    @property
+    def location(self) -> str:
+        """Where the vectors live: a store compares it with where its settings point."""
+        return f"{redacted(self.uri)}#{self.collection}"
+
+    # -- the connection ------------------------------------------------------------------
+    def _call(self, what: str, request: Callable[[Any], T]) -> T:
+        client = client_for(self.uri)
+        try:
+            return request(client)
+        except (ValueError, KeyError, TypeError):
+            raise
+        except Exception as error:
+            raise IndexUnavailableError(
+                f"Milvus {redacted(self.uri)} {what} 失败（集合 {self.collection}）: {error}"
+            ) from error
+
+    def _open(self) -> None:
+        """Attach to the collection (created if absent) and mirror its ids."""
+        def existing_dimension(client: Any) -> int | None:
+            if not client.has_collection(self.collection):
+                return None
+            for fieldinfo in client.describe_collection(self.collection)["fields"]:
+                if fieldinfo["name"] == "vector":
+                    return int(fieldinfo["params"]["dim"])
+            return -1
+
+        dimension = self._call("读取集合", existing_dimension)
+        if dimension is not None and dimension != self.dimension:
+            # Vectors of another width come from another model: useless to this one, and
+            # the store re-embeds the side anyway when the model changed.
+            self._call("删除集合", lambda c: c.drop_collection(self.collection))
+            dimension = None
+        if dimension is None:
+            self._create()
+        self._call("加载集合", lambda c: c.load_collection(self.collection))
+        self._ids = self._read_ids()
+
+    def _create(self) -> None:
+        pymilvus = _milvus()
+
+        def create(client: Any) -> None:
+            schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+            schema.add_field("id", pymilvus.DataType.INT64, is_primary=True)
+            schema.add_field("vector", pymilvus.DataType.FLOAT_VECTOR, dim=self.dimension)
+            params = client.prepare_index_params()
+            options = {"M": 16, "efConstruction": 200} if self.index_type == "HNSW" else (
+                {"nlist": 1024} if self.index_type == "IVF_FLAT" else {})
+            params.add_index("vector", index_type=self.index_type, metric_type="IP",
+                             params=options)
+            client.create_collection(self.collection, schema=schema, index_params=params,
+                                     consistency_level="Strong")
+
+        self._call("创建集合", create)
+
+    def _read_ids(self) -> np.ndarray:
+        def read(client: Any) -> np.ndarray:
+            found: list[int] = []
+            iterator = client.query_iterator(self.collection, batch_size=10_000, filter="",
+                                             output_fields=["id"])
+            try:
+                while batch := iterator.next():
+                    found.extend(int(row["id"]) for row in batch)
+            finally:
+                iterator.close()
+            return np.sort(np.array(found, dtype=np.int64))
+
+        return self._call("读取 id", read)
+
+    # -- the contract --------------------------------------------------------------------
+    def build(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        ids = as_ids(ids)
+        vectors = as_vectors(vectors, self.dimension, ids.size)
+        self._call("清空集合", lambda c: c.drop_collection(self.collection))
+        self._ids = np.empty(0, dtype=np.int64)
+        self._create()
+        self._call("加载集合", lambda c: c.load_collection(self.collection))
+        self._write(ids, vectors, "insert")
+        self._built_at = utc_now_iso()
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        ids = as_ids(ids)
+        vectors = as_vectors(vectors, self.dimension, ids.size)
+        self._write(ids, vectors, "upsert")
+
+    def _write(self, ids: np.ndarray, vectors: np.ndarray, how: str) -> None:
+        for start in range(0, ids.size, WRITE_BATCH):
+            rows = [{"id": int(i), "vector": v} for i, v in
+                    zip(ids[start:start + WRITE_BATCH], vectors[start:start + WRITE_BATCH],
+                        strict=True)]
+            self._call("写入向量", lambda c, rows=rows: getattr(c, how)(self.collection, rows))
+            # Mirrored batch by batch: a failure half-way leaves the mirror naming exactly
+            # what Milvus holds.
+            self._ids = sorted_unique(np.concatenate([self._ids, ids[start:start + WRITE_BATCH]]))
+
+    def remove(self, ids: np.ndarray) -> int:
+        wanted = sorted_unique(as_ids(ids, unique=False))
+        present = wanted[np.isin(wanted, self._ids)]
+        for chunk in _chunks(present, READ_BATCH):
+            self._call("删除向量",
+                       lambda c, chunk=chunk: c.delete(self.collection, ids=chunk.tolist()))
+            self._ids = self._ids[~np.isin(self._ids, chunk)]
+        return int(present.size)
+
+    def search(self, queries: np.ndarray, k: int, *, allowed_ids: np.ndarray | None = None) -> Hits:
+        queries = as_queries(queries, self.dimension)
+        k = check_k(k)
+        filter_text = ""
+        if allowed_ids is not None:
+            allowed = sorted_unique(as_ids(allowed_ids, unique=False))
+            allowed = allowed[np.isin(allowed, self._ids)]
+            if allowed.size < FETCH_ALLOWED_BELOW:
+                return exact_top_k(queries, allowed, self.vectors(allowed), k)
+            filter_text = f"id in {allowed.tolist()}"
+            stored = int(allowed.size)
+        else:
+            stored = self.count()
+        if stored == 0 or len(queries) == 0:
+            return [[] for _ in range(len(queries))]
+        limit = min(k, stored, MAX_K)
+        answer = self._call("搜索", lambda c: c.search(
+            self.collection, data=[q for q in queries], limit=limit, filter=filter_text,
+            output_fields=["id"], search_params={"metric_type": "IP"},
+            consistency_level="Strong"))
+        return [sorted(((int(hit["id"]), float(hit["distance"])) for hit in row),
+                       key=lambda pair: (-pair[1], pair[0]))
+                for row in answer]
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        wanted = as_ids(ids, unique=False)
+        out = np.empty((wanted.size, self.dimension), dtype=np.float32)
+        if not wanted.size:
+            return out
+        distinct = sorted_unique(wanted)
+        missing = distinct[~np.isin(distinct, self._ids)]
+        if missing.size:
+            raise KeyError(f"ids not in the index: {missing[:10].tolist()}")
+        found: dict[int, np.ndarray] = {}
+        for chunk in _chunks(distinct, READ_BATCH):
+            rows = self._call("读取向量", lambda c, chunk=chunk: c.get(
+                self.collection, ids=chunk.tolist(), output_fields=["vector"]))
+            for row in rows:
+                found[int(row["id"])] = np.asarray(row["vector"], dtype=np.float32)
+        gone = [i for i in distinct.tolist() if i not in found]
+        if gone:  # removed by another process since this one last read the change log
+            raise KeyError(f"ids not in the index: {gone[:10]}")
+        for row, i in enumerate(wanted.tolist()):
+            out[row] = found[i]
+        return out
+
+    def ids(self) -> np.ndarray:
+        return self._ids.copy()
+
+    def count(self) -> int:
+        return int(self._ids.size)
+
+    def copy(self) -> MilvusIndex:
+        """A new collection with the same rows (a store never copies a persistent index: its
+        snapshot is the collection itself)."""
+        name = f"{self.collection[:200]}_copy_{np.random.default_rng().integers(1 << 40):x}"
+        clone = MilvusIndex(self.dimension, uri=self.uri, collection=name,
+                            index_type=self.index_type)
+        for ids, vectors in self._rows():
+            clone._write(ids, vectors, "insert")
+        clone._built_at, clone.meta = self._built_at, dict(self.meta)
+        return clone
+
+    def _rows(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for chunk in _chunks(self._ids, READ_BATCH):
+            yield chunk, self.vectors(chunk)
+
+    def drop(self) -> None:
+        """Delete the collection itself (tests, and copies no longer wanted)."""
+        self._call("删除集合", lambda c: c.drop_collection(self.collection))
+        self._ids = np.empty(0, dtype=np.int64)
+
+    def save(self, directory: Path, *, model: str) -> None:
+        """Flush, then record where the vectors are: a pointer file and the sidecar."""
+        if not model:
+            raise ValueError("save needs the name of the model that made the vectors")
+        self._call("保存", lambda c: c.flush(self.collection))
+        pointer = {"uri": redacted(self.uri), "collection": self.collection,
+                   "index_type": self.index_type, "count": self.count(),
+                   "saved_at": utc_now_iso()}
+
+        def write(path: Path) -> None:
+            path.write_text(json.dumps(pointer, ensure_ascii=False), encoding="utf-8")
+
+        self.meta = commit_index_files(
+            Path(directory), "json", write,
+            {"kind": KIND, "model": model, "dimension": self.dimension, "count": self.count(),
+             "metric": "inner_product", "built_at": self._built_at,
+             "collection": self.collection, "index_type": self.index_type,
+             "location": self.location})
+
+    @classmethod
+    def load(cls, directory: Path, *, uri: str | None = None) -> MilvusIndex:
+        """Reattach to the collection a save recorded. `uri` (with its password) is the
+        settings' one; without it the sidecar's is used, which carries none."""
+        sidecar, data_path = open_committed(Path(directory), (KIND,))
+        try:
+            pointer = json.loads(data_path.read_text(encoding="utf-8"))
+            collection, index_type = str(pointer["collection"]), str(pointer["index_type"])
+            recorded_uri = str(pointer["uri"])
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise IndexFileError(
+                f"{data_path} is not a readable Milvus pointer: {error}") from error
+        if collection != sidecar.get("collection"):
+            raise IndexFileError(f"{data_path}: collection differs from the sidecar's")
+        index = cls(sidecar["dimension"], uri=uri or recorded_uri, collection=collection,
+                    index_type=index_type)
+        if index.dimension != sidecar["dimension"]:
+            raise DimensionMismatchError(f"{collection}: not {sidecar['dimension']}-d")
+        # The count is not checked against the sidecar's: the collection is shared, and other
+        # processes' edits since this save are expected (the change log and sync reconcile).
+        index._built_at = sidecar["built_at"]
+        index.meta = sidecar
+        return index
+
+
+def _chunks(ids: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    for start in range(0, ids.size, size):
+        yield ids[start:start + size]
