@@ -18,6 +18,7 @@ A Milvus that cannot be reached, or that fails a request, raises `IndexUnavailab
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -47,12 +48,16 @@ KIND = "milvus"
 MAX_K = 16_384
 # Rows per insert/upsert request (a few MB at 384 dimensions: well under gRPC's 64 MB).
 WRITE_BATCH = 2_000
+# Extra hits asked of a search, for items other processes added that this one does not know
+# yet (a search never returns those).
+UNSEEN_SLACK = 16
 # Ids per get/delete request.
 READ_BATCH = 4_000
 # An allowed set this small is searched exactly here, from its fetched vectors: one get
 # instead of a search whose filter names every id.
 FETCH_ALLOWED_BELOW = 2_000
 INDEX_TYPES = ("FLAT", "HNSW", "IVF_FLAT", "AUTOINDEX")
+_NOT_LOADED = 101  # pymilvus' code for "collection is released"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 
 T = TypeVar("T")
@@ -87,6 +92,13 @@ def client_for(uri: str) -> Any:
                 f"无法连接 Milvus {redacted(uri)}: {error}") from error
         _CLIENTS[uri] = client
     return client
+
+
+def _forget_client(uri: str, client: Any) -> None:
+    if _CLIENTS.get(uri) is client:
+        del _CLIENTS[uri]
+        with contextlib.suppress(Exception):
+            client.close()
 
 
 def close_client(uri: str) -> None:
@@ -131,10 +143,19 @@ class MilvusIndex:
     def _call(self, what: str, request: Callable[[Any], T]) -> T:
         client = client_for(self.uri)
         try:
-            return request(client)
+            try:
+                return request(client)
+            except Exception as error:
+                if not _not_loaded(error):
+                    raise
+                # A restarted Milvus Lite server comes back with its collections released.
+                client.load_collection(self.collection)
+                return request(client)
         except (ValueError, KeyError, TypeError):
             raise
         except Exception as error:
+            # A fresh client next time: a channel to a server that went away may not recover.
+            _forget_client(self.uri, client)
             raise IndexUnavailableError(
                 f"Milvus {redacted(self.uri)} {what} 失败（集合 {self.collection}）: {error}"
             ) from error
@@ -241,14 +262,40 @@ class MilvusIndex:
             stored = self.count()
         if stored == 0 or len(queries) == 0:
             return [[] for _ in range(len(queries))]
-        limit = min(k, stored, MAX_K)
-        answer = self._call("搜索", lambda c: c.search(
-            self.collection, data=[q for q in queries], limit=limit, filter=filter_text,
-            output_fields=["id"], search_params={"metric_type": "IP"},
-            consistency_level="Strong"))
-        return [sorted(((int(hit["id"]), float(hit["distance"])) for hit in row),
-                       key=lambda pair: (-pair[1], pair[0]))
-                for row in answer]
+        return self._search_known(queries, min(k, stored), filter_text)
+
+    def _search_known(self, queries: np.ndarray, k: int, filter_text: str) -> Hits:
+        """The best k ids this process knows of. The collection is shared: it may already
+        hold items another process added and this one has not read from the change log yet
+        (they are not in its lists either), so ask for a few more and, while some query
+        comes back short, for more again."""
+        limit = min(k + UNSEEN_SLACK, MAX_K)
+        while True:
+            answer = self._call("搜索", lambda c, limit=limit: c.search(
+                self.collection, data=[q for q in queries], limit=limit, filter=filter_text,
+                output_fields=["id"], search_params={"metric_type": "IP"},
+                consistency_level="Strong"))
+            hits: Hits = []
+            exhausted = True
+            for row in answer:
+                ids = np.array([int(hit["id"]) for hit in row], dtype=np.int64)
+                scores = [float(hit["distance"]) for hit in row]
+                known = self._known(ids)
+                pairs = sorted(((int(i), scores[n]) for n, i in enumerate(ids.tolist())
+                                if known[n]), key=lambda pair: (-pair[1], pair[0]))
+                hits.append(pairs[:k])
+                if len(pairs) < k and len(row) == limit:
+                    exhausted = False
+            if exhausted or limit >= MAX_K:
+                return hits
+            limit = min(limit * 4, MAX_K)
+
+    def _known(self, ids: np.ndarray) -> np.ndarray:
+        """Which of `ids` are in this process's view (the mirror)."""
+        if not self._ids.size:
+            return np.zeros(ids.size, dtype=bool)
+        at = np.minimum(np.searchsorted(self._ids, ids), self._ids.size - 1)
+        return self._ids[at] == ids
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         wanted = as_ids(ids, unique=False)
@@ -265,11 +312,11 @@ class MilvusIndex:
                 self.collection, ids=chunk.tolist(), output_fields=["vector"]))
             for row in rows:
                 found[int(row["id"])] = np.asarray(row["vector"], dtype=np.float32)
-        gone = [i for i in distinct.tolist() if i not in found]
-        if gone:  # removed by another process since this one last read the change log
-            raise KeyError(f"ids not in the index: {gone[:10]}")
+        # An id another process removed since this one last read the change log has no
+        # vector any more: it scores 0 here until this process applies that change too.
+        zero = np.zeros(self.dimension, dtype=np.float32)
         for row, i in enumerate(wanted.tolist()):
-            out[row] = found[i]
+            out[row] = found.get(i, zero)
         return out
 
     def ids(self) -> np.ndarray:
@@ -340,6 +387,10 @@ class MilvusIndex:
         index._built_at = sidecar["built_at"]
         index.meta = sidecar
         return index
+
+
+def _not_loaded(error: Exception) -> bool:
+    return getattr(error, "code", None) == _NOT_LOADED or "call load()" in str(error)
 
 
 def _chunks(ids: np.ndarray, size: int) -> Iterator[np.ndarray]:

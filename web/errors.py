@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, current_app, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+
+from matcher.vector_index import IndexUnavailableError
 
 MESSAGES = {
     400: "请求有误",
@@ -17,7 +19,13 @@ MESSAGES = {
     413: "上传的文件或提交的内容过大",
     429: "请求过于频繁，请稍后再试",
     500: "服务器内部错误",
+    503: "服务暂时不可用，请稍后再试",
 }
+# A Milvus that is down: what was saved is in the database, and the indexes catch up on
+# their own once it is back (the next request's sync).
+INDEX_UNAVAILABLE = ("匹配索引服务（Milvus）暂时无法连接，请稍后再试。"
+                     "已提交的内容均已保存，服务恢复后检索结果会自动更新。")
+RETRY_AFTER_S = 30
 
 
 def wants_json() -> bool:
@@ -53,5 +61,16 @@ def _handle(error: HTTPException) -> Any:
             _kept_headers(error))
 
 
+def _index_unavailable(error: IndexUnavailableError) -> Any:
+    current_app.logger.error("index backend unavailable: %s", error)
+    headers = [("Retry-After", str(RETRY_AFTER_S))]
+    if wants_json():
+        body, status = json_error(503, INDEX_UNAVAILABLE)
+        return body, status, headers
+    return (render_template("error.html", status=503, message=INDEX_UNAVAILABLE), 503,
+            headers)
+
+
 def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, _handle)
+    app.register_error_handler(IndexUnavailableError, _index_unavailable)

@@ -5,7 +5,8 @@ writing, and again just after it committed, while it indexes; `flask reindex --f
 (one side saved, the other not); and a loop that saves index files, at random instants. After
 each, a restart (the site's start-up repair) brings every committed record back into the
 indexes: `check-index` agrees, searches find them, and no temporary file is left. SQLite, with
-the fake encoder; the same code paths run on PostgreSQL in test_workers.
+the fake encoder; the same code paths run on PostgreSQL in test_workers. The import and reindex
+kills run with the vectors in the process (FAISS) and on Milvus (a Milvus Lite server).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from corpora.models import Result
+from tests.support.milvus import milvus_server
 from tests.support.servers import REPO, SECRET, flask_cli, seed_site, site_env
 from web import create_app
 from web.database import sessions
@@ -109,10 +111,20 @@ def count_titles(path: Path, titles: list[str]) -> int:
         connection.close()
 
 
-def restarted_app(home: Path, db_url: str) -> Flask:
+@pytest.fixture(params=["faiss", pytest.param("milvus", marks=pytest.mark.milvus)])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The settings that put the vectors in the process (none) or on a Milvus server."""
+    if request.param == "faiss":
+        yield {}
+        return
+    with milvus_server(tmp_path / "milvus") as server:
+        yield {"INDEX_BACKEND": "milvus", "MILVUS_URI": server.uri}
+
+
+def restarted_app(home: Path, db_url: str, backend: dict[str, str]) -> Flask:
     """The site as a fresh process builds it: load the saved indexes, repair, serve."""
     app = create_app({"TESTING": True, "MATCHER_HOME": home, "DATABASE_URL": db_url,
-                      "MATCHER_MODEL": "fake", "SECRET_KEY": SECRET})
+                      "MATCHER_MODEL": "fake", "SECRET_KEY": SECRET, **backend})
     with app.app_context():
         service()
     return app
@@ -132,11 +144,12 @@ def temporaries(home: Path) -> list[Path]:
     return list((home / "indexes").rglob(".tmp-*"))
 
 
-def test_sigkill_during_a_bulk_import_loses_no_committed_record(tmp_path: Path) -> None:
+def test_sigkill_during_a_bulk_import_loses_no_committed_record(tmp_path: Path,
+        backend: dict[str, str]) -> None:
     home, db_path = tmp_path / "home", tmp_path / "site.sqlite"
     db_url = f"sqlite:///{db_path}"
     seed_site(home, db_url)
-    env = site_env(home, db_url)
+    env = site_env(home, db_url) | backend
     small = write_results_csv(tmp_path / "small.csv", 20, "QS")
     big = write_results_csv(tmp_path / "big.csv", BIG, "QB")
     done = flask_cli(env, "import", str(tmp_path / "small.csv"), "--side", "result",
@@ -161,7 +174,7 @@ def test_sigkill_during_a_bulk_import_loses_no_committed_record(tmp_path: Path) 
     assert stale.returncode == 1 and "result: " in stale.stdout, stale.stdout + stale.stderr
 
     # Restart: the start-up repair indexes every committed record; nothing half-written stays.
-    app = restarted_app(home, db_url)
+    app = restarted_app(home, db_url, backend)
     try:
         assert temporaries(home) == []
         check = flask_cli(env, "check-index")
@@ -172,18 +185,19 @@ def test_sigkill_during_a_bulk_import_loses_no_committed_record(tmp_path: Path) 
         app.extensions["matcher.engine"].dispose()
 
 
-def test_sigkill_during_a_full_reindex_then_restart_repairs(tmp_path: Path) -> None:
+def test_sigkill_during_a_full_reindex_then_restart_repairs(tmp_path: Path,
+        backend: dict[str, str]) -> None:
     home, db_path = tmp_path / "home", tmp_path / "site.sqlite"
     db_url = f"sqlite:///{db_path}"
     seed_site(home, db_url)
-    env = site_env(home, db_url)
+    env = site_env(home, db_url) | backend
     titles = write_results_csv(tmp_path / "big.csv", BIG, "QR")
     done = flask_cli(env, "import", str(tmp_path / "big.csv"), "--side", "result",
                      "--organisation", ORGANISATION)
     assert done.returncode == 0, done.stdout + done.stderr
     # Change the database behind the saved indexes: the reindex (and then the repair) has
     # additions, edits and withdrawals to apply.
-    app = restarted_app(home, db_url)
+    app = restarted_app(home, db_url, backend)
     try:
         with app.app_context(), sessions()() as db:
             rows = {r.title: r for r in db.scalars(select(Result).where(
@@ -207,7 +221,7 @@ def test_sigkill_during_a_full_reindex_then_restart_repairs(tmp_path: Path) -> N
     stale = flask_cli(env, "check-index")
     assert stale.returncode == 1, stale.stdout + stale.stderr
 
-    app = restarted_app(home, db_url)
+    app = restarted_app(home, db_url, backend)
     try:
         assert temporaries(home) == []
         check = flask_cli(env, "check-index")

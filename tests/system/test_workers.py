@@ -5,7 +5,8 @@ each what the others committed. These tests start two real gunicorn servers on t
 over HTTP, write through one and search through the other: a new need is found within a second,
 a withdrawn result is never served again. Then writers and searchers run on both at once, and
 afterwards no request has failed and the saved indexes agree with the database, as a separate
-`flask check-index` process sees them. On SQLite and on PostgreSQL.
+`flask check-index` process sees them. On SQLite and on PostgreSQL, and with the vectors in
+each worker (FAISS) or in one Milvus both share (a Milvus Lite server on 127.0.0.1).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.milvus import milvus_server
 from tests.support.servers import REPO, SECRET, flask_cli, seed_site, site_env
 from tests.support.web import PASSWORD
 from web import create_app
@@ -163,11 +165,22 @@ class TwoWorkers:
     tokens: dict[str, str] = field(default_factory=dict)
 
 
-@pytest.fixture
-def workers(db_url: str, tmp_path: Path) -> Iterator[TwoWorkers]:
+@pytest.fixture(params=["faiss", pytest.param("milvus", marks=pytest.mark.milvus)])
+def workers(request: pytest.FixtureRequest, db_url: str, tmp_path: Path
+            ) -> Iterator[TwoWorkers]:
+    if request.param == "milvus":
+        with milvus_server(tmp_path / "milvus") as server:
+            yield from _two_workers(db_url, tmp_path, {"INDEX_BACKEND": "milvus",
+                                                       "MILVUS_URI": server.uri})
+    else:
+        yield from _two_workers(db_url, tmp_path, {})
+
+
+def _two_workers(db_url: str, tmp_path: Path, backend: dict[str, str]
+                 ) -> Iterator[TwoWorkers]:
     home = tmp_path / "home"
     ids = seed_site(home, db_url)
-    env = site_env(home, db_url)
+    env = site_env(home, db_url) | backend
     # Both start at once on a folder with no index yet: their start-up syncs meet too.
     started = [start_worker(name, env, tmp_path) for name in ("a", "b")]
     try:
@@ -188,9 +201,19 @@ def workers(db_url: str, tmp_path: Path) -> Iterator[TwoWorkers]:
 # --- tests --------------------------------------------------------------------------------
 
 
-def test_a_service_applies_what_another_process_committed(db_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["faiss", pytest.param("milvus", marks=pytest.mark.milvus)])
+def test_a_service_applies_what_another_process_committed(db_url: str, tmp_path: Path,
+                                                          backend: str) -> None:
     """Two services in one test process stand for two workers (the same code path as HTTP,
     without servers): the second learns of the first's commits from the change log alone."""
+    if backend == "milvus":
+        with milvus_server(tmp_path / "milvus") as server:
+            _two_services(db_url, tmp_path, {"INDEX_BACKEND": "milvus", "MILVUS_URI": server.uri})
+    else:
+        _two_services(db_url, tmp_path, {})
+
+
+def _two_services(db_url: str, tmp_path: Path, backend: dict[str, str]) -> None:
     from corpora.models import Need, Result
     from web.database import sessions
     from web.matching import service
@@ -198,7 +221,8 @@ def test_a_service_applies_what_another_process_committed(db_url: str, tmp_path:
     home = tmp_path / "home"
     ids = seed_site(home, db_url)
     config = {"TESTING": True, "MATCHER_HOME": home, "DATABASE_URL": db_url,
-              "MATCHER_MODEL": "fake", "SECRET_KEY": SECRET, "INDEX_POLL_SECONDS": 0}
+              "MATCHER_MODEL": "fake", "SECRET_KEY": SECRET, "INDEX_POLL_SECONDS": 0,
+              **backend}
     one, two = create_app(config), create_app(config)
     try:
         with one.app_context():
