@@ -6,9 +6,15 @@ once here), `--model` overriding the model."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from matcher.evaluation import (
     FLAG_DEPTH,
@@ -25,6 +31,7 @@ from matcher.evaluation import (
 )
 from matcher.ranking import EvalRanker
 from matcher.retriever import MODES
+from matcher.types import Side
 
 
 def _encoder(spec: str | None, cache: str | None = None):
@@ -40,12 +47,45 @@ def _encoder(spec: str | None, cache: str | None = None):
     return CachedEncoder(encoder, EmbeddingCache(cache)) if cache else encoder
 
 
+@contextlib.contextmanager
+def _index_factory(args: argparse.Namespace, name: str) -> Iterator[Any]:
+    """Where the evaluation's vectors go: None (FAISS in memory) or, with `--index milvus`,
+    collections on `--milvus-uri` (by default a throw-away Milvus Lite file), dropped after."""
+    if args.index != "milvus":
+        yield None
+        return
+    from matcher import vector_milvus
+    from matcher.index_backend import IndexBackend
+
+    with tempfile.TemporaryDirectory(prefix="g60-eval-milvus-") as scratch:
+        uri = args.milvus_uri or str(Path(scratch) / "eval.db")
+        prefix = "eval_" + "".join(c if c.isalnum() else "_" for c in name)
+        backend = IndexBackend("milvus", uri, prefix, args.milvus_index_type)
+        made: list[vector_milvus.MilvusIndex] = []
+
+        def factory(dimension: int, side: Side, role: str) -> vector_milvus.MilvusIndex:
+            index = backend.new(dimension, side, role)
+            index.build(np.zeros(0, dtype=np.int64), np.zeros((0, dimension), np.float32))
+            made.append(index)  # type: ignore[arg-type]
+            return index  # type: ignore[return-value]
+
+        try:
+            yield factory
+        finally:
+            for index in made:
+                with contextlib.suppress(Exception):
+                    index.drop()
+            vector_milvus.close_client(uri)
+
+
 def cmd_rank(args: argparse.Namespace) -> int:
     docs = load_corpus(Path(args.corpus))
     queries = load_queries(Path(args.queries))
     encoder = _encoder(args.model, args.cache) if args.mode != "lexical" else None
-    ranker = EvalRanker(encoder, docs, dense=args.mode != "lexical", progress=not args.quiet)
-    run = ranker.rank(queries, k=args.top_k, mode=args.mode, progress=not args.quiet)
+    with _index_factory(args, Path(args.corpus).parent.name) as factory:
+        ranker = EvalRanker(encoder, docs, dense=args.mode != "lexical",
+                            progress=not args.quiet, index_factory=factory)
+        run = ranker.rank(queries, k=args.top_k, mode=args.mode, progress=not args.quiet)
     write_trec(run, sys.stdout, tag=args.tag or f"g60-{args.mode}")
     return 0
 
@@ -61,17 +101,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     qrels = load_qrels(set_dir / "qrels.tsv")
     encoder = _encoder(args.model, args.cache)
     started = time.perf_counter()
-    ranker = EvalRanker(encoder, docs, progress=not args.quiet)
-    build_s = time.perf_counter() - started
     rows = []
     flags = {}
-    for mode in args.modes:
-        run, labels = ranker.rank_rated(queries, k=100, mode=mode)
-        rows.append((mode, score_run(run, qrels), ranker.timings.queries_s[mode]))
-        if any(labels.values()):
-            flags[mode] = score_flags(labels, qrels)
+    with _index_factory(args, set_dir.name) as factory:
+        ranker = EvalRanker(encoder, docs, progress=not args.quiet, index_factory=factory)
+        build_s = time.perf_counter() - started
+        for mode in args.modes:
+            run, labels = ranker.rank_rated(queries, k=100, mode=mode)
+            rows.append((mode, score_run(run, qrels), ranker.timings.queries_s[mode]))
+            if any(labels.values()):
+                flags[mode] = score_flags(labels, qrels)
+    where = ("in-process FAISS" if args.index != "milvus"
+             else f"Milvus ({args.milvus_index_type}; BM25 in-process)")
     print(f"{set_dir.name}: {len(docs)} documents, {len(queries)} queries, "
-          f"model {encoder.name}")
+          f"model {encoder.name}, vectors in {where}")
     encode_s = ranker.timings.encode_documents_s
     print(f"index build {build_s:.1f}s (document encoding {encode_s:.1f}s, "
           "shared by dense and hybrid)")
@@ -99,6 +142,16 @@ CACHE_HELP = ("keep the vectors in this embedding cache (SQLite; e.g. var/cache/
               " and take them from it on the next run")
 
 
+def _index_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--index", choices=("faiss", "milvus"), default="faiss",
+                        help="where the vectors are searched (default: FAISS in memory)")
+    parser.add_argument("--milvus-uri", default="", metavar="URI",
+                        help="with --index milvus: a server (http://host:19530) or a Milvus "
+                             "Lite file (default: a temporary one)")
+    parser.add_argument("--milvus-index-type", default="FLAT",
+                        choices=("FLAT", "HNSW", "IVF_FLAT", "AUTOINDEX"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m matcher", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -112,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     rank.add_argument("--tag", default=None, help="run tag in the last column")
     rank.add_argument("--quiet", action="store_true", help="no progress bars on stderr")
     rank.add_argument("--cache", default=None, metavar="FILE", help=CACHE_HELP)
+    _index_options(rank)
     rank.set_defaults(func=cmd_rank)
 
     evaluate = sub.add_parser("evaluate", help="nDCG@10, MRR@10, R@10, R@100 for every mode")
@@ -120,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", default=None)
     evaluate.add_argument("--quiet", action="store_true")
     evaluate.add_argument("--cache", default=None, metavar="FILE", help=CACHE_HELP)
+    _index_options(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
 
     return parser

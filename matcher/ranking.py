@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +13,8 @@ from embeddings.base import Encoder, encode_document_windows
 from matcher.evaluation import EvalDoc, EvalQuery, Run, load_corpus, load_queries
 from matcher.lexical import LexicalIndex
 from matcher.retriever import Matcher, Mode
-from matcher.types import Item
+from matcher.types import Item, Side
+from matcher.vector_index import VectorIndex
 from matcher.vocabulary import domain_terms
 
 # Eval documents live on the "result" side: queries play the part of needs.
@@ -32,12 +33,15 @@ class EvalRanker:
     """Indexes one corpus once, then ranks query sets in any mode."""
 
     def __init__(self, encoder: Encoder | None, docs: Sequence[EvalDoc], *, dense: bool = True,
-                 progress: bool = False) -> None:
+                 progress: bool = False,
+                 index_factory: Callable[[int, Side, str], VectorIndex] | None = None) -> None:
         if dense and encoder is None:
             raise ValueError("dense ranking needs an encoder")
         self.docs = list(docs)
         self.timings = RankTimings(queries_s={})
-        self.matcher = Matcher(encoder if dense else None)
+        # `index_factory`: where the vectors go (FAISS in memory by default; `evaluate
+        # --index milvus` passes Milvus collections).
+        self.matcher = Matcher(encoder if dense else None, index_factory=index_factory)
         # BM25 cuts the set's text with the domain vocabulary of its keyword fields, as the
         # platform's index does (the keywords are in `d.text` already, so not in Item's).
         self.matcher.collections[SIDE].lexical = LexicalIndex(

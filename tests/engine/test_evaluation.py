@@ -101,6 +101,22 @@ def test_evaluate_cli_prints_every_mode(capsys):
     assert "nDCG@10" in out and "R@100" in out
 
 
+@pytest.mark.milvus
+def test_evaluate_on_milvus_scores_as_in_process(capsys, tmp_path):
+    """`evaluate --index milvus`: the vectors in Milvus collections (here a Milvus Lite file),
+    the same scores as FAISS in memory (both search exactly at this size)."""
+    def table(*extra: str) -> list[str]:
+        assert main(["evaluate", "tests/data/tiny", "--model", "fake", "--quiet", *extra]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert any("vectors in " in line for line in lines)
+        return [line.rsplit(maxsplit=1)[0] for line in lines  # without the seconds column
+                if line.startswith(("hybrid", "dense", "lexical"))]
+
+    in_process = table()
+    on_milvus = table("--index", "milvus", "--milvus-uri", str(tmp_path / "eval.db"))
+    assert len(on_milvus) == 3 and on_milvus == in_process
+
+
 def test_cli_reports_bad_input(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path), "--model", "fake"]) == 2
     assert "not found" in capsys.readouterr().err
