@@ -4,6 +4,9 @@ Model, database migration, demo import, demo accounts and index sync each skip t
 is already done (the same `set_up_demo` as `flask --app web setup-demo`), then a sample need
 is matched and printed with its explanations.
 
+`python -m service embed-bulk --from-db | --jsonl PATH | --parquet PATH`: encode many texts on
+Ray into the embedding cache, then sync the index (`service.bulk_embedding`).
+
 `python -m service export-judgments OUT_DIR`: firms' 相关/不相关 marks as a judged set that
 `python -m matcher evaluate OUT_DIR` scores (`service.judgments`).
 """
@@ -17,6 +20,8 @@ from pathlib import Path
 
 from corpora.db import create_engine_for, make_sessionmaker, upgrade
 from matcher.types import Match
+from service.bulk_embedding import add_parser as add_embed_bulk_parser
+from service.bulk_embedding import run_from_args as run_embed_bulk
 from service.composition import build_service
 from service.demo import DemoError, set_up_demo
 from service.judgments import export_judgments
@@ -114,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--model", default=None, help="model folder, or 'fake' (default: e5)")
     export = commands.add_parser("export-judgments", help=EXPORT_HELP, description=EXPORT_HELP)
     export.add_argument("out_dir", type=Path, metavar="OUT_DIR")
+    add_embed_bulk_parser(commands)
     return parser
 
 
@@ -122,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     if args.command == "export-judgments":
         return run_export(settings, args.out_dir)
+    if args.command == "embed-bulk":
+        return run_embed_bulk(settings, args)
     if args.model:
         settings = settings.with_overrides({"MATCHER_MODEL": args.model})
     return run_demo(settings, args.query)
