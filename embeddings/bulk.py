@@ -20,6 +20,7 @@ The cache file lives on the driver only: workers never touch it.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import re
@@ -280,6 +281,7 @@ def embed_bulk(texts: Iterable[str], encoder_factory: Callable[[], Encoder],
             # once no handle to it is left, and a lingering one holds its CPU from the next run.
             del dataset, encoded
             if failure:
+                gc.collect()  # Ray's own wrappers hold the handles in reference cycles
                 raise BulkEmbeddingError(failure, report.encoded)
     finally:
         bar.close()

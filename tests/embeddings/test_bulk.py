@@ -198,7 +198,7 @@ def test_the_default_model_on_two_workers_equals_the_single_process_path(
     from embeddings.loader import load_encoder
 
     settings = Settings.from_env()
-    texts = real_texts(120, long_every=8)
+    texts = real_texts(96, long_every=8)
     spec = EncoderSpec(settings.model, settings.backend, settings.models_dir)
     encoder = load_encoder(settings.model, backend=settings.backend,
                            models_dir=settings.models_dir)
