@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from matcher.milvus_hashes import MilvusHashes
 from matcher.types import Side
 from matcher.vector_common import read_sidecar
 from matcher.vector_index import VectorIndex, new_index, open_index
@@ -54,6 +55,12 @@ class IndexBackend:
         return MilvusIndex(dimension, uri=self.milvus_uri,
                            collection=self.collection(side, role),
                            index_type=self.milvus_index_type)
+
+    def hashes(self, side: Side) -> MilvusHashes | None:
+        """Where the shared content hashes of a side live (None: in the folder only)."""
+        if self.name == "faiss":
+            return None
+        return MilvusHashes(self.milvus_uri, f"{self.collection_prefix}_{side}_hashes")
 
     def location(self, side: Side, role: str) -> str | None:
         """Where this backend keeps that index (None: in the process, from its files)."""

@@ -51,6 +51,7 @@ from matcher.index_files import (
     side_folder,
 )
 from matcher.lexical import LexicalIndex, PackedWords, save_packed
+from matcher.milvus_hashes import MilvusHashes
 from matcher.retriever import Collection, Matcher
 from matcher.types import SIDES, ItemSource, Side
 from matcher.vector_common import (
@@ -156,6 +157,8 @@ class IndexStore:
         self.load_problems: dict[Side, str] = {}
         self._file_lock = threading.RLock()
         self._file_lock_depth = 0
+        # With a shared backend: each side's hashes beside its vectors (`MilvusHashes`).
+        self._shared_hashes: dict[Side, MilvusHashes] = {}
 
     @contextlib.contextmanager
     def _flock(self, mode: int) -> Iterator[None]:
@@ -255,20 +258,31 @@ class IndexStore:
         return (stored_ids == set(self._indexed_hashes[side]) == set(coll.lexical.ids().tolist())
                 and set(coll.extra_windows) <= stored_ids)
 
+    def _hashes_of(self, side: Side) -> MilvusHashes:
+        hashes = self._shared_hashes.get(side)
+        if hashes is None:
+            made = self.backend.hashes(side)
+            assert made is not None, "only a shared backend keeps hashes beside the vectors"
+            hashes = self._shared_hashes[side] = made
+        return hashes
+
     def _repair_shared(self, coll: Collection, indexed: dict[int, str], wanted: set[int]
                        ) -> dict[int, str]:
         """A shared (Milvus) side that disagrees with this folder's hashes: drop from it only
-        what the database no longer holds, and trust a hash only for items stored on every
-        index; the sync then re-indexes the rest (upserts, from the embedding cache). Never
-        emptied: other processes may be serving from it. Returns the hashes to trust."""
+        what the database no longer holds, and trust the hashes written beside the vectors
+        (`MilvusHashes`) for items stored on both indexes, unless this folder's own say
+        otherwise; the sync then re-indexes the rest (upserts, from the embedding cache).
+        Never emptied: other processes may be serving from it. Returns the hashes to trust."""
         stored = set(coll.vectors.ids().tolist())
-        words = set(coll.lexical.ids().tolist())
         gone = np.array(sorted(stored - wanted), dtype=np.int64)
         if gone.size:
             coll.vectors.remove(gone)
         coll.reload_window_counts()
         coll.drop_windows([i for i in coll.extra_windows if i not in wanted])
-        trusted = {i: h for i, h in indexed.items() if i in stored and i in words}
+        shared = self._hashes_of(coll.side).read()
+        trusted = {i: h for i, h in shared.items()
+                   if i in stored and i in wanted and indexed.get(i, h) == h}
+        words = coll.lexical.ids().tolist()
         coll.lexical.remove([i for i in words if i not in trusted])
         self._unsaved.add(coll.side)
         return trusted
@@ -316,6 +330,9 @@ class IndexStore:
         if vocabulary != coll.lexical.vocabulary:
             coll.lexical = index_with([i for i in items if i.id not in fresh_set], vocabulary)
             self._unsaved.add(side)
+        unworded = [i for i in items if i.id not in fresh_set and i.id not in coll.lexical]
+        if unworded:  # vectors trusted from a shared backend, words not yet cut here
+            coll.lexical.add((i.id, i.full_text) for i in unworded)
         if fresh:
             self.matcher.index_items([i for i in items if i.id in fresh_set], progress=progress)
         self._indexed_hashes[side] = dict(wanted)
@@ -381,6 +398,8 @@ class IndexStore:
                                    LexicalIndex.data_path(folder / LEXICAL_DIR))},
                      "items": {str(k): v for k, v in snap.hashes.items()}},
                 )
+                if self.backend.shared:  # after the vectors, which every edit wrote already
+                    self._hashes_of(snap.side).write(snap.hashes)
                 return True
         except BaseException:
             self._unsaved.add(snap.side)

@@ -58,6 +58,7 @@ READ_BATCH = 4_000
 FETCH_ALLOWED_BELOW = 2_000
 INDEX_TYPES = ("FLAT", "HNSW", "IVF_FLAT", "AUTOINDEX")
 _NOT_LOADED = 101  # pymilvus' code for "collection is released"
+_CONNECT_FAILED = 2  # ... and for "cannot reach the server"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 
 T = TypeVar("T")
@@ -141,24 +142,29 @@ class MilvusIndex:
 
     # -- the connection ------------------------------------------------------------------
     def _call(self, what: str, request: Callable[[Any], T]) -> T:
-        client = client_for(self.uri)
-        try:
+        for attempt in (1, 2):
+            client = client_for(self.uri)
             try:
-                return request(client)
+                try:
+                    return request(client)
+                except Exception as error:
+                    if not _not_loaded(error):
+                        raise
+                    # A restarted Milvus Lite server comes back with its collections released.
+                    client.load_collection(self.collection)
+                    return request(client)
+            except (ValueError, KeyError, TypeError):
+                raise
             except Exception as error:
-                if not _not_loaded(error):
-                    raise
-                # A restarted Milvus Lite server comes back with its collections released.
-                client.load_collection(self.collection)
-                return request(client)
-        except (ValueError, KeyError, TypeError):
-            raise
-        except Exception as error:
-            # A fresh client next time: a channel to a server that went away may not recover.
-            _forget_client(self.uri, client)
-            raise IndexUnavailableError(
-                f"Milvus {redacted(self.uri)} {what} 失败（集合 {self.collection}）: {error}"
-            ) from error
+                # A fresh client next time: a channel the server closed (a restart, or gRPC's
+                # GOAWAY after idle keep-alive pings) does not recover by itself.
+                _forget_client(self.uri, client)
+                if attempt == 1 and _connection_lost(error):
+                    continue
+                raise IndexUnavailableError(
+                    f"Milvus {redacted(self.uri)} {what} 失败（集合 {self.collection}）: {error}"
+                ) from error
+        raise AssertionError("unreachable")
 
     def _open(self) -> None:
         """Attach to the collection (created if absent) and mirror its ids."""
@@ -387,6 +393,11 @@ class MilvusIndex:
         index._built_at = sidecar["built_at"]
         index.meta = sidecar
         return index
+
+
+def _connection_lost(error: Exception) -> bool:
+    """An error of the connection, not of the request: worth one try on a new client."""
+    return getattr(error, "code", None) == _CONNECT_FAILED or "UNAVAILABLE" in str(error)
 
 
 def _not_loaded(error: Exception) -> bool:
