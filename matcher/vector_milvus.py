@@ -89,8 +89,10 @@ def client_for(uri: str) -> Any:
         try:
             client = pymilvus.MilvusClient(uri=uri, timeout=10)
         except Exception as error:  # pymilvus raises several kinds for "cannot connect"
+            hint = "" if "://" in uri else (
+                "（Milvus Lite 文件同时只允许一个进程打开：几个进程共用索引时请用 Milvus 服务器）")
             raise IndexUnavailableError(
-                f"无法连接 Milvus {redacted(uri)}: {error}") from error
+                f"无法连接 Milvus {redacted(uri)}{hint}: {error}") from error
         _CLIENTS[uri] = client
     return client
 

@@ -8,8 +8,9 @@ commands.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import click
 from flask import Flask, current_app
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 from corpora.models import Need, Result
 from matcher.indexing import SyncReport
 from matcher.types import Side
+from matcher.vector_index import IndexUnavailableError
 from service.composition import build_service as compose_service
 from service.matching import MatchService
 from service.records import FieldErrors
@@ -73,6 +75,11 @@ def reindex_command(full: bool) -> None:
     """Bring the indexes in step with the database (only what changed, unless --full)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     app.config["SYNC_INDEX_ON_START"] = False  # the sync below is the one with a progress bar
+    with _index_errors():
+        _reindex(app, full)
+
+
+def _reindex(app: Flask, full: bool) -> None:
     if full:
         # Built from nothing in memory, then every side's files replaced atomically: the old
         # index stays usable (by running workers, or after a crash) until the new one is saved.
@@ -95,14 +102,24 @@ def check_index_command() -> None:
     """Report how the saved indexes differ from the database (ids, hashes, model, dimension),
     changing nothing; exit status 1 if they differ."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    svc = app.extensions.get("matcher.service")
-    if svc is None:
-        # Compare the files as saved: a start-up sync first would repair what we look for.
-        svc = build_service(app)
-    reports = svc.check()
+    with _index_errors():
+        svc = app.extensions.get("matcher.service")
+        if svc is None:
+            # Compare the files as saved: a start-up sync first would repair what we look for.
+            svc = build_service(app)
+        reports = svc.check()
     _print_reports(reports)
     if any(r.changed for r in reports):
         raise SystemExit(1)
+
+
+@contextlib.contextmanager
+def _index_errors() -> Iterator[None]:
+    """A Milvus that cannot be reached: its message and exit status 1, not a traceback."""
+    try:
+        yield
+    except IndexUnavailableError as error:
+        raise click.ClickException(str(error)) from error
 
 
 def start_service(app: Flask) -> MatchService:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from corpora.models import Result, User
@@ -75,3 +76,38 @@ def test_create_admin_checks_password_strength(tmp_path: Path) -> None:
     with app.app_context(), sessions()() as db:
         assert db.scalar(select(func.count()).select_from(User).where(User.role == "admin")) == 1
     app.extensions["matcher.engine"].dispose()
+
+
+@pytest.mark.milvus
+def test_index_commands_on_milvus_and_when_it_cannot_be_reached(tmp_path: Path) -> None:
+    """check-index and reindex against the Milvus backend (a Milvus Lite file); a Milvus that
+    cannot be reached is one clear message and exit status 1, not a traceback."""
+    from matcher import vector_milvus
+
+    uri = str(tmp_path / "milvus.db")
+    app = create_app({"TESTING": True, "MATCHER_HOME": tmp_path / "home",
+                      "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite'}",
+                      "MATCHER_MODEL": "fake", "SECRET_KEY": "x", "INDEX_BACKEND": "milvus",
+                      "MILVUS_URI": uri})
+    runner = app.test_cli_runner()
+    data = tmp_path / "results.csv"
+    data.write_text("成果名称,摘要,单位名称\n量子点显示膜,一种量子点显示膜的制备方法,示例大学\n",
+                    encoding="utf-8")
+    assert runner.invoke(args=["import", str(data), "--side", "result"]).exit_code == 0
+    check = runner.invoke(args=["check-index"])
+    assert check.exit_code == 0 and "共 1 条" in check.output, check.output
+    full = runner.invoke(args=["reindex", "--full"])
+    assert full.exit_code == 0 and "result:" in full.output, full.output
+    app.extensions["matcher.engine"].dispose()
+    vector_milvus.close_client(uri)
+
+    down = create_app({"TESTING": True, "MATCHER_HOME": tmp_path / "home",
+                       "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite'}",
+                       "MATCHER_MODEL": "fake", "SECRET_KEY": "x", "INDEX_BACKEND": "milvus",
+                       "MILVUS_URI": "http://127.0.0.1:9"})
+    for args in (["check-index"], ["reindex"]):
+        failed = down.test_cli_runner().invoke(args=args)
+        assert failed.exit_code == 1, failed.output
+        assert "无法连接 Milvus http://127.0.0.1:9" in failed.output
+        assert "Traceback" not in failed.output
+    down.extensions["matcher.engine"].dispose()
