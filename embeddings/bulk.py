@@ -23,6 +23,7 @@ from __future__ import annotations
 import gc
 import logging
 import math
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -35,6 +36,8 @@ from embeddings.base import Encoder, encode_document_windows
 from embeddings.cache import EmbeddingCache, text_key
 
 ROLE = "document-windows"
+# The folder `embeddings` is imported from.
+_IMPORT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BATCH_SIZE = 32
 # How many source texts are checked against the cache in one lookup.
 _LOOKUP_CHUNK = 1_000
@@ -199,7 +202,10 @@ def start_ray(address: str | None, workers: int) -> bool:
     if address:
         ray.init(address=address, **quiet)
     else:
-        ray.init(num_cpus=workers, **quiet)
+        # Local workers import this code from where the driver has it, whatever its cwd.
+        paths = [str(_IMPORT_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+        ray.init(num_cpus=workers, runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(
+            paths)}}, **quiet)
     return True
 
 
@@ -236,7 +242,8 @@ def _store_batches(encoded, cache: EmbeddingCache, model_name: str,  # noqa: ANN
 
 
 def embed_bulk(texts: Iterable[str], encoder_factory: Callable[[], Encoder],
-               cache_path: Path | str, model_name: str, dimension: int, *, workers: int,
+               cache_path: Path | str, model_name: str, dimension: int, *,
+               workers: int | None = None,
                batch_size: int = DEFAULT_BATCH_SIZE, address: str | None = None,
                progress: bool = True, total: int | None = None, cpus_per_worker: float = 1.0,
                round_size: int | None = None) -> BulkReport:
@@ -244,26 +251,32 @@ def embed_bulk(texts: Iterable[str], encoder_factory: Callable[[], Encoder],
 
     `encoder_factory` must pickle (e.g. `EncoderSpec`) and build an encoder named `model_name`
     with `dimension`; `total` (the number of texts, when known) sizes the progress bar.
+    `workers` defaults to this machine's cores, or with `address` to the cluster's CPUs.
     Raises BulkEmbeddingError when a batch fails: what was stored before stays stored.
     """
     import ray
     import ray.data
     from tqdm import tqdm
 
-    if workers < 1 or batch_size < 1:
+    if (workers is not None and workers < 1) or batch_size < 1:
         raise ValueError("workers and batch_size must be positive")
+    started_at = time.perf_counter()
+    started = False
+    if workers is None and address:
+        # As many actors as the cluster has CPUs for.
+        started = start_ray(address, 0)
+        workers = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_worker))
+    workers = workers or os.cpu_count() or 1
     round_size = round_size or max(_MIN_ROUND, _ROUND_PER_WORKER * workers)
     report = BulkReport(workers=workers)
     cache = EmbeddingCache(cache_path)
-    started_at = time.perf_counter()
-    started = False
     bar = tqdm(total=total, desc="bulk embedding", unit="text", disable=not progress)
     try:
         rounds = _missing_rounds(texts, cache, model_name, dimension, report, round_size,
                                  bar.update)
         for rows in rounds:
             if not report.rounds:  # no Ray at all when everything is cached already
-                started = start_ray(address, workers)
+                started = start_ray(address, workers) or started
                 _quiet_ray_data()
             report.rounds += 1
             # One block per batch: each batch reaches the driver (and the cache) on its own.

@@ -12,7 +12,6 @@ yet; the import that makes them records then finds them cached).
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -165,7 +164,6 @@ def run_embed_bulk(settings: Settings, *, from_db: bool, jsonl: Path | None,
     if sum((from_db, jsonl is not None, parquet is not None)) != 1:
         print("error: 须指定且只指定一个来源: --from-db、--jsonl 或 --parquet", file=sys.stderr)
         return 2
-    workers = workers or os.cpu_count() or 1
     try:
         if from_db:
             source = database_source(settings)
@@ -213,7 +211,8 @@ def add_parser(commands) -> None:  # noqa: ANN001 - argparse's private subparser
     source.add_argument("--parquet", type=Path, metavar="PATH", help="a Parquet file with a "
                         "text column")
     bulk.add_argument("--workers", type=int, default=None,
-                      help="encoder actors (default: this machine's cores)")
+                      help="encoder actors (default: this machine's cores; with --address, "
+                      "the cluster's CPUs)")
     bulk.add_argument("--address", default=None,
                       help="a Ray cluster (ray://host:10001 or host:6379); default: a local Ray")
     bulk.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
