@@ -53,7 +53,7 @@ from matcher.index_files import (
 from matcher.lexical import LexicalIndex, PackedWords, save_packed
 from matcher.milvus_hashes import MilvusHashes
 from matcher.retriever import Collection, Matcher
-from matcher.types import SIDES, ItemSource, Side
+from matcher.types import SIDES, Item, ItemSource, Side
 from matcher.vector_common import (
     TEMP_PREFIX,
     IndexFileError,
@@ -62,6 +62,7 @@ from matcher.vector_common import (
     write_atomically,
 )
 from matcher.vector_index import VectorIndex
+from matcher.vector_milvus import facet_document
 from matcher.vocabulary import (
     EDIT_TOLERANCE,
     brings_new_terms,
@@ -287,6 +288,15 @@ class IndexStore:
         self._unsaved.add(coll.side)
         return trusted
 
+    @staticmethod
+    def _refresh_shared_facets(coll: Collection, items: list[Item], fresh: set[int]) -> None:
+        """A full sync also compares the facets Milvus filters on with the database's (a
+        facet edit whose write was lost to a crash or an outage); the fresh items get theirs
+        with their vectors."""
+        stored = coll.vectors.stored_facets()  # type: ignore[attr-defined]
+        coll.set_facets([item for item in items if item.id not in fresh and item.id in stored
+                         and stored[item.id] != facet_document(item.facets)])
+
     def sync_side(self, source: ItemSource, side: Side, *, progress: bool = False,
                   change_id: int = 0) -> SyncReport:
         with self.writing():
@@ -321,6 +331,8 @@ class IndexStore:
         if gone:
             coll.vectors.remove(np.array(gone, dtype=np.int64))
             coll.lexical.remove(gone)
+        if coll.filters_inside():
+            self._refresh_shared_facets(coll, items, set(fresh))
         coll.items = {item.id: item for item in items}
         coll.centres = None  # the vectors changed under it: recomputed on first use
         # A sync sees every item: the BM25 side is re-cut whenever the keyword fields' domain
@@ -430,6 +442,10 @@ class IndexStore:
             self.matcher.index_items(fresh)
             for item in fresh:
                 indexed[item.id] = hashes[item.id]
+        fresh_ids = {item.id for item in fresh}
+        # Facets live beside the vectors on Milvus: a facet-only edit is written there too.
+        coll.set_facets([item for i, item in live.items() if i not in fresh_ids
+                         and i in coll.items and coll.items[i].facets != item.facets])
         coll.items.update(live)
         if dropped or fresh:
             self._unsaved.add(side)

@@ -33,6 +33,7 @@ from matcher.lexical import LexicalIndex
 from matcher.strength import default_model, features
 from matcher.types import SIDES, Explanation, Item, Match, Side, Strength
 from matcher.vector_index import VectorIndex, new_index
+from matcher.vector_milvus import MilvusIndex, facet_document
 
 Mode = Literal["hybrid", "dense", "lexical"]
 MODES: tuple[Mode, ...] = ("hybrid", "dense", "lexical")
@@ -109,6 +110,27 @@ class Collection:
     def count(self) -> int:
         return len(self.items)
 
+    def filters_inside(self) -> bool:
+        """Do both vector indexes keep the facets, so that filters run inside their search
+        (Milvus)? Otherwise filters reach them as a list of allowed ids."""
+        return all(isinstance(index, MilvusIndex) for index in (self.vectors, self.windows))
+
+    def set_facets(self, items: Sequence[Item]) -> None:
+        """Facet-only edits: write the new facets beside the stored vectors (and windows)."""
+        if not items or not self.filters_inside():
+            return
+        ids = np.array([i.id for i in items], dtype=np.int64)
+        self.vectors.set_facets(ids, [facet_document(i.facets) for i in items])  # type: ignore[attr-defined]
+        window_ids: list[int] = []
+        window_facets: list[dict[str, object]] = []
+        for item in items:
+            for w in range(1, self.extra_windows.get(item.id, 0) + 1):
+                window_ids.append(window_id(item.id, w))
+                window_facets.append(facet_document(item.facets))
+        if window_ids:
+            self.windows.set_facets(  # type: ignore[attr-defined]
+                np.array(window_ids, dtype=np.int64), window_facets)
+
     def reload_window_counts(self) -> None:
         """Rebuild `extra_windows` from the windows index (after loading it from disk)."""
         owners = window_owner(self.windows.ids())
@@ -154,11 +176,13 @@ class Collection:
         return scores + shift
 
     def dense_search(self, query_vectors: np.ndarray, depth: int,
-                     allowed: np.ndarray | None) -> list[list[tuple[int, float]]]:
+                     allowed: np.ndarray | None, filters: Filters | None = None
+                     ) -> list[list[tuple[int, float]]]:
         """Per query, the `depth` items whose best window is closest, best first. Items in a
         language other than the collection's main one are searched apart and corrected for
-        their language (`matcher.language`), or the raw search would never reach them."""
-        hits = self._dense_search_raw(query_vectors, depth, allowed)
+        their language (`matcher.language`), or the raw search would never reach them.
+        `allowed`: the ids `filters` allow (what indexes without facets are searched with)."""
+        hits = self._dense_search_raw(query_vectors, depth, allowed, filters)
         languages = self.language_centres().corrected()
         if not languages:
             return hits
@@ -182,15 +206,28 @@ class Collection:
         return merged
 
     def _dense_search_raw(self, query_vectors: np.ndarray, depth: int,
-                          allowed: np.ndarray | None) -> list[list[tuple[int, float]]]:
-        hits = self.vectors.search(query_vectors, depth, allowed_ids=allowed)
+                          allowed: np.ndarray | None, filters: Filters | None = None
+                          ) -> list[list[tuple[int, float]]]:
+        inside = bool(filters) and allowed is not None and self.filters_inside()
+        if inside:
+            # The facets Milvus holds decide inside the search; the ids the filters allow
+            # here have the last word (a facet edit another process has not written yet).
+            hits = self._allowed_only(self.vectors.search(  # type: ignore[call-arg]
+                query_vectors, depth, filters=filters), allowed, owners=False)
+        else:
+            hits = self.vectors.search(query_vectors, depth, allowed_ids=allowed)
         if not self.extra_windows:
             return [list(h) for h in hits]
-        allowed_windows = None
-        if allowed is not None:
-            allowed_windows = self._window_ids(i for i in allowed.tolist()
-                                               if i in self.extra_windows)
-        window_hits = self.windows.search(query_vectors, depth, allowed_ids=allowed_windows)
+        if inside:
+            window_hits = self._allowed_only(self.windows.search(  # type: ignore[call-arg]
+                query_vectors, depth, filters=filters), allowed, owners=True)
+        else:
+            allowed_windows = None
+            if allowed is not None:
+                allowed_windows = self._window_ids(i for i in allowed.tolist()
+                                                   if i in self.extra_windows)
+            window_hits = self.windows.search(query_vectors, depth,
+                                              allowed_ids=allowed_windows)
         merged = []
         for main, extra in zip(hits, window_hits, strict=True):
             best = dict(main)
@@ -201,6 +238,15 @@ class Collection:
                     best[owner] = score
             merged.append(sorted(best.items(), key=lambda pair: (-pair[1], pair[0]))[:depth])
         return merged
+
+    @staticmethod
+    def _allowed_only(hits: list[list[tuple[int, float]]], allowed: np.ndarray | None,
+                      *, owners: bool) -> list[list[tuple[int, float]]]:
+        if allowed is None:
+            return hits
+        keep = set(allowed.tolist())
+        return [[(i, s) for i, s in row if (i // WINDOW_SLOTS if owners else i) in keep]
+                for row in hits]
 
     def allowed_ids(self, filters: Filters | None) -> np.ndarray | None:
         if not filters:
@@ -274,7 +320,8 @@ class Matcher:
                     if replaced:
                         coll.centres.remove(replaced, coll.vectors.vectors(
                             np.array(replaced, dtype=np.int64)))
-                self._store_windows(coll, ids, [windows[n] for n in rows])
+                self._store_windows(coll, ids, [windows[n] for n in rows],
+                                    [items[n].facets for n in rows])
                 if coll.centres is not None:
                     coll.centres.add(ids, [language_of(items[n].full_text) for n in rows],
                                      np.vstack([windows[n][:1] for n in rows]))
@@ -282,21 +329,35 @@ class Matcher:
             coll.items.update((items[n].id, items[n]) for n in rows)
 
     @staticmethod
-    def _store_windows(coll: Collection, ids: list[int], windows: list[np.ndarray]) -> None:
+    def _store_windows(coll: Collection, ids: list[int], windows: list[np.ndarray],
+                       facets: list[dict[str, str]]) -> None:
         coll.drop_windows(ids)  # an edit may leave an item fewer windows than before
         firsts = np.vstack([w[:1] for w in windows]).astype(np.float32)
-        coll.vectors.add(np.array(ids, dtype=np.int64), firsts)
+        filtered = coll.filters_inside()
+        documents = [facet_document(f) for f in facets] if filtered else []
+        if filtered:
+            coll.vectors.add(np.array(ids, dtype=np.int64), firsts,  # type: ignore[call-arg]
+                             facets=documents)
+        else:
+            coll.vectors.add(np.array(ids, dtype=np.int64), firsts)
         extra_ids: list[int] = []
         extra_vectors: list[np.ndarray] = []
-        for item_id, item_windows in zip(ids, windows, strict=True):
+        extra_facets: list[dict[str, object]] = []
+        for n, (item_id, item_windows) in enumerate(zip(ids, windows, strict=True)):
             item_windows = _fold_windows(item_windows)
             if len(item_windows) > 1:
                 coll.extra_windows[item_id] = len(item_windows) - 1
                 extra_ids.extend(window_id(item_id, w) for w in range(1, len(item_windows)))
                 extra_vectors.append(item_windows[1:])
+                if filtered:
+                    extra_facets.extend([documents[n]] * (len(item_windows) - 1))
         if extra_ids:
-            coll.windows.add(np.array(extra_ids, dtype=np.int64),
-                             np.vstack(extra_vectors).astype(np.float32))
+            extra = (np.array(extra_ids, dtype=np.int64),
+                     np.vstack(extra_vectors).astype(np.float32))
+            if filtered:
+                coll.windows.add(*extra, facets=extra_facets)  # type: ignore[call-arg]
+            else:
+                coll.windows.add(*extra)
 
     def remove_items(self, side: Side, ids: Iterable[int]) -> int:
         coll = self.collections[side]
@@ -372,7 +433,7 @@ class Matcher:
             query_vectors = self.encoder.encode_queries(list(texts), progress=progress)
         depth = max(MIN_CANDIDATES, 2 * k)
         dense_hits = (
-            coll.dense_search(query_vectors, depth + 1, allowed)
+            coll.dense_search(query_vectors, depth + 1, allowed, filters)
             if query_vectors is not None and coll.count() else [[] for _ in texts]
         )
         results = []

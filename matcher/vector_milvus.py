@@ -21,12 +21,13 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
+from matcher.filters import FILTERABLE, Filters
 from matcher.vector_common import (
     DimensionMismatchError,
     Hits,
@@ -196,6 +197,9 @@ class MilvusIndex:
             schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
             schema.add_field("id", pymilvus.DataType.INT64, is_primary=True)
             schema.add_field("vector", pymilvus.DataType.FLOAT_VECTOR, dim=self.dimension)
+            # The item's filterable facets ({name: [values]}, "date"): filters run inside
+            # the search (`milvus_filter`).
+            schema.add_field("facets", pymilvus.DataType.JSON)
             params = client.prepare_index_params()
             options = {"M": 16, "efConstruction": 200} if self.index_type == "HNSW" else (
                 {"nlist": 1024} if self.index_type == "IVF_FLAT" else {})
@@ -231,16 +235,48 @@ class MilvusIndex:
         self._write(ids, vectors, "insert")
         self._built_at = utc_now_iso()
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+    def add(self, ids: np.ndarray, vectors: np.ndarray, *,
+            facets: Sequence[Mapping[str, Any]] | None = None) -> None:
+        """Upsert; `facets` (per row, `facet_document`'s form) are what filters see."""
         ids = as_ids(ids)
         vectors = as_vectors(vectors, self.dimension, ids.size)
-        self._write(ids, vectors, "upsert")
+        if facets is not None and len(facets) != ids.size:
+            raise ValueError(f"{ids.size} ids but {len(facets)} facet rows")
+        self._write(ids, vectors, "upsert", facets)
 
-    def _write(self, ids: np.ndarray, vectors: np.ndarray, how: str) -> None:
+    def set_facets(self, ids: np.ndarray, facets: Sequence[Mapping[str, Any]]) -> None:
+        """New facets for stored ids (a facet-only edit): the rows are written again with
+        their own vectors."""
+        ids = as_ids(ids)
+        if len(facets) != ids.size:
+            raise ValueError(f"{ids.size} ids but {len(facets)} facet rows")
+        known = self._known(ids)
+        ids, facets = ids[known], [f for f, k in zip(facets, known.tolist(), strict=True) if k]
+        if ids.size:
+            self._write(ids, self.vectors(ids), "upsert", facets)
+
+    def stored_facets(self) -> dict[int, dict[str, Any]]:
+        """Every stored id's facets, as Milvus holds them (a sync compares them)."""
+        def read(client: Any) -> dict[int, dict[str, Any]]:
+            found: dict[int, dict[str, Any]] = {}
+            iterator = client.query_iterator(self.collection, batch_size=10_000, filter="",
+                                             output_fields=["id", "facets"])
+            try:
+                while batch := iterator.next():
+                    found.update((int(row["id"]), dict(row["facets"] or {})) for row in batch)
+            finally:
+                iterator.close()
+            return found
+
+        return self._call("读取筛选字段", read)
+
+    def _write(self, ids: np.ndarray, vectors: np.ndarray, how: str,
+               facets: Sequence[Mapping[str, Any]] | None = None) -> None:
         for start in range(0, ids.size, WRITE_BATCH):
-            rows = [{"id": int(i), "vector": v} for i, v in
-                    zip(ids[start:start + WRITE_BATCH], vectors[start:start + WRITE_BATCH],
-                        strict=True)]
+            end = start + WRITE_BATCH
+            chunk_facets = facets[start:end] if facets is not None else [{}] * len(ids[start:end])
+            rows = [{"id": int(i), "vector": v, "facets": dict(f)} for i, v, f in
+                    zip(ids[start:end], vectors[start:end], chunk_facets, strict=True)]
             self._call("写入向量", lambda c, rows=rows: getattr(c, how)(self.collection, rows))
             # Mirrored batch by batch: a failure half-way leaves the mirror naming exactly
             # what Milvus holds.
@@ -255,10 +291,17 @@ class MilvusIndex:
             self._ids = self._ids[~np.isin(self._ids, chunk)]
         return int(present.size)
 
-    def search(self, queries: np.ndarray, k: int, *, allowed_ids: np.ndarray | None = None) -> Hits:
+    def search(self, queries: np.ndarray, k: int, *, allowed_ids: np.ndarray | None = None,
+               filters: Filters | None = None) -> Hits:
+        """As the contract says; `filters` instead of `allowed_ids` runs them inside Milvus on
+        the stored facets (`milvus_filter`), with no list of ids to send."""
         queries = as_queries(queries, self.dimension)
         k = check_k(k)
         filter_text = ""
+        if filters and allowed_ids is None:
+            if len(queries) == 0 or not self.count():
+                return [[] for _ in range(len(queries))]
+            return self._search_known(queries, min(k, self.count()), milvus_filter(filters))
         if allowed_ids is not None:
             allowed = sorted_unique(as_ids(allowed_ids, unique=False))
             allowed = allowed[np.isin(allowed, self._ids)]
@@ -339,8 +382,9 @@ class MilvusIndex:
         name = f"{self.collection[:200]}_copy_{np.random.default_rng().integers(1 << 40):x}"
         clone = MilvusIndex(self.dimension, uri=self.uri, collection=name,
                             index_type=self.index_type)
+        facets = self.stored_facets()
         for ids, vectors in self._rows():
-            clone._write(ids, vectors, "insert")
+            clone._write(ids, vectors, "insert", [facets.get(int(i), {}) for i in ids])
         clone._built_at, clone.meta = self._built_at, dict(self.meta)
         return clone
 
@@ -395,6 +439,33 @@ class MilvusIndex:
         index._built_at = sidecar["built_at"]
         index.meta = sidecar
         return index
+
+
+def facet_document(facets: Mapping[str, str]) -> dict[str, Any]:
+    """An item's facets as stored for filtering: each filterable facet's values as a list (a
+    multi-valued facet is ';'-joined in `Item.facets`), and the date's first ten characters."""
+    document: dict[str, Any] = {
+        name: sorted(v for v in (facets.get(name) or "").split(";") if v)
+        for name in sorted(FILTERABLE)}
+    document["date"] = (facets.get("date") or "")[:10]
+    return document
+
+
+def milvus_filter(filters: Filters) -> str:
+    """`filters` as a Milvus boolean expression over `facet_document`'s fields: OR within a
+    facet, AND across, as `Filters.allows`. Values are written as JSON string literals, so a
+    quote or backslash in one cannot change the expression."""
+    terms = []
+    for name in sorted(filters.facets):
+        values = ", ".join(json.dumps(v, ensure_ascii=False) for v in sorted(filters.facets[name]))
+        terms.append(f'json_contains_any(facets[{json.dumps(name)}], [{values}])')
+    if filters.date_from or filters.date_to:
+        terms.append('facets["date"] != ""')
+    if filters.date_from:
+        terms.append(f'facets["date"] >= "{filters.date_from.isoformat()}"')
+    if filters.date_to:
+        terms.append(f'facets["date"] <= "{filters.date_to.isoformat()}"')
+    return " and ".join(terms)
 
 
 def _connection_lost(error: Exception) -> bool:

@@ -6,13 +6,20 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from embeddings.fake import FakeEncoder
 from matcher import vector_milvus
+from matcher.filters import Filters
 from matcher.index_backend import IndexBackend
+from matcher.indexing import IndexStore
+from matcher.retriever import Matcher
+from matcher.sources import MemoryItems
+from matcher.types import Item
 from matcher.vector_common import SIDECAR_NAME, IndexUnavailableError
 from matcher.vector_index import MilvusIndex, open_index
 from service.composition import backend_for
@@ -112,3 +119,88 @@ def test_the_settings_choose_the_backend(tmp_path: Path) -> None:
                         ("MILVUS_COLLECTION_PREFIX", "g60-prod")]:
         with pytest.raises(SettingsError, match=name):
             Settings.from_env({name: value})
+
+
+# --- filters inside the search ------------------------------------------------------------
+
+INDUSTRIES = ["新材料", "生物医药", '引号"与\\反斜杠']
+
+
+def _corpus() -> list[Item]:
+    """Results in three industries (one with a quote and a backslash in its name), some with
+    several windows, several transfer modes, and dates."""
+    items = []
+    for n in range(120):
+        text = f"第{n}号成果 石墨烯导热膜 抗体制剂 稳定性 传感器 " * (1 + n % 4)
+        items.append(Item(n + 1, "result", f"成果{n}", text, facets={
+            "industry": INDUSTRIES[n % 3], "result_type": "发明专利" if n % 2 else "论文",
+            "cooperation_mode": "许可;技术转让" if n % 5 == 0 else "许可",
+            "date": f"20{20 + n % 5}-0{1 + n % 9}-15"}))
+    return items
+
+
+def _matchers(uri: str) -> tuple[Matcher, Matcher]:
+    backend = IndexBackend("milvus", uri, "filters")
+    in_process = Matcher(FakeEncoder(DIM, window_chars=40))
+    on_milvus = Matcher(FakeEncoder(DIM, window_chars=40), index_factory=backend.new)
+    for matcher in (in_process, on_milvus):
+        matcher.index_items(_corpus())
+    return in_process, on_milvus
+
+
+def test_filters_run_inside_milvus_and_rank_as_in_process(uri: str, monkeypatch) -> None:
+    in_process, on_milvus = _matchers(uri)
+    coll = on_milvus.collections["result"]
+    assert coll.filters_inside() and coll.extra_windows
+    # Each search below must reach Milvus with the filter expression, never a list of ids.
+    sent: list[str] = []
+    real = MilvusIndex.search
+
+    def spy(self, queries, k, *, allowed_ids=None, filters=None):  # noqa: ANN001, ANN202
+        assert allowed_ids is None or len(allowed_ids) < vector_milvus.FETCH_ALLOWED_BELOW
+        if filters:
+            sent.append(vector_milvus.milvus_filter(filters))
+        return real(self, queries, k, allowed_ids=allowed_ids, filters=filters)
+
+    monkeypatch.setattr(MilvusIndex, "search", spy)
+    cases = [Filters.of(industry=INDUSTRIES[2]), Filters.of(industry=["新材料", "生物医药"],
+             result_type="论文"), Filters.of(cooperation_mode="技术转让"),
+             Filters.of(date_from="2022-01-01", date_to="2023-12-31", result_type="发明专利")]
+    for filters in cases:
+        expected = in_process.search("石墨烯导热膜 稳定性", side="result", k=15,
+                                     mode="dense", filters=filters)
+        got = on_milvus.search("石墨烯导热膜 稳定性", side="result", k=15, mode="dense",
+                               filters=filters)
+        assert expected and [m.id for m in got] == [m.id for m in expected]
+        assert all(filters.allows(coll.items[m.id]) for m in got)
+    assert len(sent) >= len(cases) and '\\\\' in sent[0]
+
+
+def test_facet_edits_reach_milvus_and_a_sync_repairs_lost_ones(uri: str) -> None:
+    items = _corpus()
+    source = MemoryItems(items)
+    backend = IndexBackend("milvus", uri, "facets")
+    store = IndexStore(Path(uri).parent / "home", FakeEncoder(DIM, window_chars=40), backend)
+    store.sync(source)
+    coll = store.matcher.collections["result"]
+    only_new = Filters.of(industry="量子信息")
+    assert store.matcher.search("石墨烯", side="result", filters=only_new, mode="dense") == []
+
+    # A facet-only edit (no new text, nothing re-embedded): Milvus filters on the new value.
+    moved = replace(items[7], facets=items[7].facets | {"industry": "量子信息"})
+    source.put(moved)
+    store.items_changed(source, "result", [moved.id], save=False)
+    assert coll.vectors.stored_facets()[moved.id]["industry"] == ["量子信息"]
+    assert [m.id for m in store.matcher.search("石墨烯", side="result", filters=only_new,
+                                               mode="dense")] == [moved.id]
+
+    # A facet edit whose write to Milvus was lost: the sync's comparison writes it.
+    lost = replace(items[8], facets=items[8].facets | {"industry": "量子信息"})
+    source.put(lost)
+    coll.items[lost.id] = lost  # this process knows; Milvus does not
+    assert store.matcher.search("石墨烯", side="result", filters=only_new, mode="dense",
+                                k=5)[0].id == moved.id
+    store.sync(source)
+    assert coll.vectors.stored_facets()[lost.id]["industry"] == ["量子信息"]
+    found = store.matcher.search("石墨烯", side="result", filters=only_new, mode="dense")
+    assert sorted(m.id for m in found) == sorted([moved.id, lost.id])
