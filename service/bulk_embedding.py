@@ -214,7 +214,9 @@ def add_parser(commands) -> None:  # noqa: ANN001 - argparse's private subparser
                       help="encoder actors (default: this machine's cores; with --address, "
                       "the cluster's CPUs)")
     bulk.add_argument("--address", default=None,
-                      help="a Ray cluster (ray://host:10001 or host:6379); default: a local Ray")
+                      help="a Ray cluster's head, host:6379 (every node with this repository "
+                      "and its requirements; with token auth, RAY_AUTH_MODE/RAY_AUTH_TOKEN set "
+                      "here too); default: a local Ray with --workers CPUs")
     bulk.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
                       help=f"texts per batch sent to a worker (default {DEFAULT_BATCH_SIZE})")
     bulk.add_argument("--no-progress", action="store_true", help="no progress bar")
