@@ -65,6 +65,8 @@ class MilvusHashes:
 class _HashCollection(MilvusIndex):
     """A MilvusIndex whose collection also has the `hash` field."""
 
+    FIELDS = frozenset({"id", "hash", "vector"})
+
     def _create(self) -> None:
         pymilvus = _milvus()
 

@@ -122,6 +122,7 @@ class MilvusIndex:
     """One Milvus collection behind the `VectorIndex` contract."""
 
     persistent = True
+    FIELDS = frozenset({"id", "vector", "facets"})
 
     def __init__(self, dimension: int, *, uri: str, collection: str,
                  index_type: str = "FLAT") -> None:
@@ -180,15 +181,16 @@ class MilvusIndex:
         def existing_dimension(client: Any) -> int | None:
             if not client.has_collection(self.collection):
                 return None
-            for fieldinfo in client.describe_collection(self.collection)["fields"]:
-                if fieldinfo["name"] == "vector":
-                    return int(fieldinfo["params"]["dim"])
-            return -1
+            fields = {f["name"]: f for f in client.describe_collection(self.collection)["fields"]}
+            if not fields.keys() >= self.FIELDS:
+                return -1  # an older layout
+            return int(fields["vector"]["params"]["dim"])
 
         dimension = self._call("读取集合", existing_dimension)
         if dimension is not None and dimension != self.dimension:
-            # Vectors of another width come from another model: useless to this one, and
-            # the store re-embeds the side anyway when the model changed.
+            # Vectors of another width come from another model, and an older layout lacks a
+            # field: useless to this code either way, and derived data: the store's sync
+            # fills the new collection from the database (and the embedding cache).
             self._call("删除集合", lambda c: c.drop_collection(self.collection))
             dimension = None
         if dimension is None:

@@ -204,3 +204,18 @@ def test_facet_edits_reach_milvus_and_a_sync_repairs_lost_ones(uri: str) -> None
     assert coll.vectors.stored_facets()[lost.id]["industry"] == ["量子信息"]
     found = store.matcher.search("石墨烯", side="result", filters=only_new, mode="dense")
     assert sorted(m.id for m in found) == sorted([moved.id, lost.id])
+
+
+def test_a_collection_of_an_older_layout_is_replaced(uri: str) -> None:
+    from pymilvus import DataType
+
+    client = vector_milvus.client_for(uri)
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=DIM)  # no facets field
+    params = client.prepare_index_params()
+    params.add_index("vector", index_type="FLAT", metric_type="IP")
+    client.create_collection("old", schema=schema, index_params=params)
+    index = MilvusIndex(DIM, uri=uri, collection="old")
+    index.add(np.array([1]), unit(np.eye(1, DIM)), facets=[{"industry": ["新材料"]}])
+    assert index.stored_facets() == {1: {"industry": ["新材料"]}}
