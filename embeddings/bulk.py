@@ -204,10 +204,12 @@ def start_ray(address: str | None, workers: int) -> bool:
     if address:
         ray.init(address=address, **quiet)
     else:
-        # Local workers import this code from where the driver has it, whatever its cwd.
+        # "local": a Ray of our own, even where `ray start` left a cluster on this machine
+        # (plain ray.init() would join that one). Its workers import this code from where the
+        # driver has it, whatever their cwd.
         paths = [str(_IMPORT_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
-        ray.init(num_cpus=workers, runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(
-            paths)}}, **quiet)
+        ray.init(address="local", num_cpus=workers, runtime_env={
+            "env_vars": {"PYTHONPATH": os.pathsep.join(paths)}}, **quiet)
     return True
 
 
