@@ -96,8 +96,13 @@ def test_a_jsonl_line_without_text_is_named(local_ray: None, home: Path, tmp_pat
     assert f"{source}:2" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("backend", ["faiss", pytest.param("milvus", marks=pytest.mark.milvus)])
 def test_from_db_embeds_every_item_and_the_index_sync_encodes_nothing(
-        local_ray: None, home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        local_ray: None, home: Path, tmp_path: Path, backend: str,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("INDEX_BACKEND", backend)  # Milvus: a Lite file under the home
+    monkeypatch.delenv("MILVUS_URI", raising=False)
+    (home / "milvus").mkdir(parents=True)  # Milvus Lite opens a file only in a folder that is
     data = Settings.from_env().datasets / "data"
     patents = [json.loads(line) for line in
                (data / "patents.jsonl").read_text(encoding="utf-8").splitlines()[:30]]
@@ -121,11 +126,16 @@ def test_from_db_embeds_every_item_and_the_index_sync_encodes_nothing(
     out = capsys.readouterr().out
     assert "texts seen 36," in out and "encoded 36 " in out
     assert "index sync encoded 0 texts" in out
-    assert (home / "indexes" / "result" / "vectors" / "index.json").exists()
+    assert "新增 30, 更新 0, 删除 0, 共 30 条" in out and "新增 6, 更新 0, 删除 0, 共 6 条" in out
 
     assert run("--from-db") == 0
     out = capsys.readouterr().out
     assert "already cached 36, encoded 0 " in out and "index sync encoded 0 texts" in out
+    if backend == "milvus":
+        from matcher import vector_milvus
+        from service.composition import backend_for
+
+        vector_milvus.close_client(backend_for(Settings.from_env()).milvus_uri)
 
 
 def test_one_source_is_required(home: Path) -> None:
