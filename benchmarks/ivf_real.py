@@ -16,8 +16,9 @@ queries (the largest real collection the repository has).
 Indexes: FAISS IVF forced at any size (`FaissIndex(ann_threshold=80)`, the smallest the class
 admits: lists ~2·sqrt(n), probes calibrated at build time to recall 0.97 on stored vectors
 used as queries, which real queries are not), and Milvus Lite HNSW / IVF_FLAT through
-`MilvusIndex` (a local file in a temp dir; its fixed parameters: HNSW M=16 efConstruction=200
-with the engine's default ef, IVF_FLAT nlist=1024 with the engine's default nprobe). A
+`MilvusIndex` (a local file in a temp dir; HNSW M=16 efConstruction=200, ef=64; IVF_FLAT with
+128 lists and 10 probes: the engine's defaults, since milvus-lite 3.2.2 drops the nlist=1024
+that `MilvusIndex` asks for and the search passes no nprobe). A
 synthetic control row per size draws the same number of vectors and queries from the
 `benchmarks/search.py` mixture and runs FAISS IVF on them: the gap between the two rows is
 the data, not the size.

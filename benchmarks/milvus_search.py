@@ -9,9 +9,10 @@ seeds, so its FAISS rows are comparable with that script's). For each size this 
 * FAISS exact (`FaissIndex` forced flat): the ground truth for recall@10, and a baseline;
 * FAISS automatic (`new_index`: IVF above 20k, probes calibrated at build time);
 * `MilvusIndex` on a Milvus Lite local file in a temp dir, one collection per `--types`
-  entry (the index types `MilvusIndex` offers, with its build parameters: HNSW M=16
-  efConstruction=200, IVF_FLAT nlist=1024; searches pass no ef/nprobe, so the engine's
-  defaults apply);
+  entry (the index types `MilvusIndex` offers; it asks for HNSW M=16 efConstruction=200 and
+  IVF_FLAT nlist=1024, but milvus-lite 3.2.2 drops the build parameters pymilvus 3 sends as
+  flat keys and builds with its defaults, M=16 efConstruction=200 and nlist=128 a segment;
+  searches pass no ef/nprobe, so the engine's defaults apply: ef=64, nprobe=10);
 * optionally (`--server-types`) the same through `python -m milvus_lite server` on
   127.0.0.1 over gRPC (`uri=http://127.0.0.1:PORT`), to show what a network hop and a
   separate process cost; the server runs with OMP_NUM_THREADS=1 and OPENBLAS_NUM_THREADS=1.
