@@ -93,6 +93,8 @@ def client_for(uri: str) -> Any:
     client = _CLIENTS.get(uri)
     if client is None:
         pymilvus = _milvus()
+        if "://" not in uri:  # a Milvus Lite file: its folder is ours to make
+            Path(uri).expanduser().parent.mkdir(parents=True, exist_ok=True)
         try:
             client = pymilvus.MilvusClient(uri=uri, timeout=10)
         except Exception as error:  # pymilvus raises several kinds for "cannot connect"

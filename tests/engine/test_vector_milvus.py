@@ -219,3 +219,13 @@ def test_a_collection_of_an_older_layout_is_replaced(uri: str) -> None:
     index = MilvusIndex(DIM, uri=uri, collection="old")
     index.add(np.array([1]), unit(np.eye(1, DIM)), facets=[{"industry": ["新材料"]}])
     assert index.stored_facets() == {1: {"industry": ["新材料"]}}
+
+
+def test_a_lite_file_in_a_folder_not_made_yet(tmp_path: Path) -> None:
+    uri = str(tmp_path / "new-home" / "milvus" / "indexes.db")
+    try:
+        index = MilvusIndex(DIM, uri=uri, collection="c")
+        index.add(np.array([1]), unit(np.eye(1, DIM)))
+        assert index.count() == 1
+    finally:
+        vector_milvus.close_client(uri)
