@@ -80,7 +80,7 @@ class _HashCollection(MilvusIndex):
             client.create_collection(self.collection, schema=schema, index_params=params,
                                      consistency_level="Strong")
 
-        self._call("创建集合", create)
+        self._create_once(create)
 
     def _read_ids(self) -> np.ndarray:
         return np.empty(0, dtype=np.int64)  # not needed: `read` gives ids with their hashes

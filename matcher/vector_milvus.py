@@ -217,7 +217,16 @@ class MilvusIndex:
             client.create_collection(self.collection, schema=schema, index_params=params,
                                      consistency_level="Strong")
 
-        self._call("创建集合", create)
+        self._create_once(create)
+
+    def _create_once(self, create: Callable[[Any], None]) -> None:
+        """Create the collection; two workers starting at once both try, and the one that
+        loses finds it made."""
+        try:
+            self._call("创建集合", create)
+        except IndexUnavailableError:
+            if not self._call("读取集合", lambda c: c.has_collection(self.collection)):
+                raise
 
     def _read_ids(self) -> np.ndarray:
         def read(client: Any) -> np.ndarray:
