@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from matcher.vector_milvus import WRITE_BATCH, MilvusIndex, _milvus
+from matcher.vector_milvus import WRITE_BATCH, MilvusIndex, _milvus, every_row
 
 HASH_LENGTH = 128
 _UNIT = [1.0, 0.0]
@@ -33,13 +33,8 @@ class MilvusHashes:
         found: dict[int, str] = {}
 
         def read(client: Any) -> None:
-            iterator = client.query_iterator(self._index.collection, batch_size=10_000,
-                                             filter="", output_fields=["id", "hash"])
-            try:
-                while batch := iterator.next():
-                    found.update((int(row["id"]), str(row["hash"])) for row in batch)
-            finally:
-                iterator.close()
+            found.update((int(row["id"]), str(row["hash"]))
+                         for row in every_row(client, self._index.collection, ["id", "hash"]))
 
         self._index._call("读取内容哈希", read)
         self._written = dict(found)

@@ -106,6 +106,17 @@ def client_for(uri: str) -> Any:
     return client
 
 
+def every_row(client: Any, collection: str, fields: list[str]) -> Iterator[dict[str, Any]]:
+    """Every row of `collection` with these fields, read in pages (a query's limit is 16,384)."""
+    iterator = client.query_iterator(collection, batch_size=10_000, filter="",
+                                     output_fields=fields)
+    try:
+        while batch := iterator.next():
+            yield from batch
+    finally:
+        iterator.close()
+
+
 def _forget_client(uri: str, client: Any) -> None:
     if _CLIENTS.get(uri) is client:
         del _CLIENTS[uri]
@@ -230,14 +241,7 @@ class MilvusIndex:
 
     def _read_ids(self) -> np.ndarray:
         def read(client: Any) -> np.ndarray:
-            found: list[int] = []
-            iterator = client.query_iterator(self.collection, batch_size=10_000, filter="",
-                                             output_fields=["id"])
-            try:
-                while batch := iterator.next():
-                    found.extend(int(row["id"]) for row in batch)
-            finally:
-                iterator.close()
+            found = [int(row["id"]) for row in every_row(client, self.collection, ["id"])]
             return np.sort(np.array(found, dtype=np.int64))
 
         return self._call("读取 id", read)
@@ -276,15 +280,8 @@ class MilvusIndex:
     def stored_facets(self) -> dict[int, dict[str, Any]]:
         """Every stored id's facets, as Milvus holds them (a sync compares them)."""
         def read(client: Any) -> dict[int, dict[str, Any]]:
-            found: dict[int, dict[str, Any]] = {}
-            iterator = client.query_iterator(self.collection, batch_size=10_000, filter="",
-                                             output_fields=["id", "facets"])
-            try:
-                while batch := iterator.next():
-                    found.update((int(row["id"]), dict(row["facets"] or {})) for row in batch)
-            finally:
-                iterator.close()
-            return found
+            return {int(row["id"]): dict(row["facets"] or {})
+                    for row in every_row(client, self.collection, ["id", "facets"])}
 
         return self._call("读取筛选字段", read)
 
