@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import re
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ DEFAULT_BATCH_SIZE = 32
 _LOOKUP_CHUNK = 1_000
 # Loading the model and, on a fresh node, materializing it or building its int8 export.
 _ACTOR_START_S = 900
+_GCS_WAIT_VARIABLE = "RAY_gcs_server_port_wait_time_s"
+_LOCAL_GCS_WAIT_S = 180
 _MIN_ROUND = 50_000
 _ROUND_PER_WORKER = 10_000
 
@@ -208,9 +211,30 @@ def start_ray(address: str | None, workers: int) -> bool:
         # (plain ray.init() would join that one). Its workers import this code from where the
         # driver has it, whatever their cwd.
         paths = [str(_IMPORT_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
-        ray.init(address="local", num_cpus=workers, runtime_env={
-            "env_vars": {"PYTHONPATH": os.pathsep.join(paths)}}, **quiet)
+        # Ray gives its GCS 30 s to publish its port; on a busy 2-core machine (a CI runner
+        # in the middle of a test suite) it has taken longer. An operator's value still wins.
+        os.environ.setdefault(_GCS_WAIT_VARIABLE, str(_LOCAL_GCS_WAIT_S))
+        try:
+            ray.init(address="local", num_cpus=workers, runtime_env={
+                "env_vars": {"PYTHONPATH": os.pathsep.join(paths)}}, **quiet)
+        except RuntimeError as error:
+            ray.shutdown()
+            raise BulkEmbeddingError(f"the local Ray did not start: {error}\n{_gcs_log_tail()}",
+                                     0) from error
     return True
+
+
+def _gcs_log_tail(limit: int = 2_000) -> str:
+    """The end of the local GCS's own logs, which say why it did not come up."""
+    logs = Path(tempfile.gettempdir()) / "ray" / "session_latest" / "logs"
+    parts = []
+    for name in ("gcs_server.err", "gcs_server.out"):
+        try:
+            text = (logs / name).read_text(errors="replace")
+        except OSError:
+            continue
+        parts.append(f"{logs / name}:\n{text[-limit:]}")
+    return "\n".join(parts) or f"(no GCS logs under {logs})"
 
 
 def _quiet_ray_data() -> None:

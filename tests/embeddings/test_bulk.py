@@ -8,6 +8,7 @@ Ray it did not start running.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,3 +218,30 @@ def test_the_default_model_on_two_workers_equals_the_single_process_path(
     again = embed_bulk(texts, spec, cache_path, encoder.name, encoder.dimension,
                        workers=WORKERS, batch_size=16, progress=False)
     assert (again.cached, again.encoded) == (len(texts), 0)
+
+
+def test_a_local_ray_that_does_not_start_is_a_named_error(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """What CI saw once: the GCS did not publish its port in time. The run says so, with
+    the GCS's own log lines, and leaves no half-started Ray behind."""
+    import ray
+
+    logs = tmp_path / "ray" / "session_latest" / "logs"
+    logs.mkdir(parents=True)
+    (logs / "gcs_server.err").write_text("bind: address already in use\n")
+    monkeypatch.setattr("tempfile.gettempdir", lambda: str(tmp_path))
+    monkeypatch.delenv("RAY_gcs_server_port_wait_time_s", raising=False)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    seen: dict[str, str | None] = {}
+    shut: list[bool] = []
+
+    def fail(**kwargs: object) -> None:
+        seen["wait"] = os.environ.get("RAY_gcs_server_port_wait_time_s")
+        raise RuntimeError("Timed out waiting for file gcs_server_port_x")
+
+    monkeypatch.setattr(ray, "init", fail)
+    monkeypatch.setattr(ray, "shutdown", lambda: shut.append(True))
+    with pytest.raises(BulkEmbeddingError, match="(?s)did not start.*Timed out.*already in use"):
+        start_ray(None, WORKERS)
+    assert seen["wait"] == "180", "a local start waits longer than Ray's 30 s"
+    assert shut == [True]
