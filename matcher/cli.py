@@ -29,6 +29,7 @@ from matcher.evaluation import (
     score_run,
     write_trec,
 )
+from matcher.lexical_milvus import MilvusFullText
 from matcher.ranking import EvalRanker
 from matcher.retriever import MODES
 from matcher.types import Side
@@ -52,7 +53,7 @@ def _index_factory(args: argparse.Namespace, name: str) -> Iterator[Any]:
     """Where the evaluation's vectors go: None (FAISS in memory) or, with `--index milvus`,
     collections on `--milvus-uri` (by default a throw-away Milvus Lite file), dropped after."""
     if args.index != "milvus":
-        yield None
+        yield None, None
         return
     from matcher import vector_milvus
     from matcher.index_backend import IndexBackend
@@ -60,8 +61,9 @@ def _index_factory(args: argparse.Namespace, name: str) -> Iterator[Any]:
     with tempfile.TemporaryDirectory(prefix="g60-eval-milvus-") as scratch:
         uri = args.milvus_uri or str(Path(scratch) / "eval.db")
         prefix = "eval_" + "".join(c if c.isalnum() else "_" for c in name)
-        backend = IndexBackend("milvus", uri, prefix, args.milvus_index_type)
+        backend = IndexBackend("milvus", uri, prefix, args.milvus_index_type, args.lexical)
         made: list[vector_milvus.MilvusIndex] = []
+        texts: list[MilvusFullText] = []
 
         def factory(dimension: int, side: Side, role: str) -> vector_milvus.MilvusIndex:
             index = backend.new(dimension, side, role)
@@ -69,12 +71,21 @@ def _index_factory(args: argparse.Namespace, name: str) -> Iterator[Any]:
             made.append(index)  # type: ignore[arg-type]
             return index  # type: ignore[return-value]
 
+        def full_text(side: Side) -> MilvusFullText:
+            made_text = backend.full_text_factory(side)  # type: ignore[misc]
+            made_text.drop()  # a run starts from an empty collection
+            texts.append(made_text)
+            return made_text
+
         try:
-            yield factory
+            yield factory, (full_text if backend.full_text_factory else None)
         finally:
             for index in made:
                 with contextlib.suppress(Exception):
                     index.drop()
+            for text in texts:
+                with contextlib.suppress(Exception):
+                    text.drop()
             vector_milvus.close_client(uri)
 
 
@@ -82,9 +93,10 @@ def cmd_rank(args: argparse.Namespace) -> int:
     docs = load_corpus(Path(args.corpus))
     queries = load_queries(Path(args.queries))
     encoder = _encoder(args.model, args.cache) if args.mode != "lexical" else None
-    with _index_factory(args, Path(args.corpus).parent.name) as factory:
+    with _index_factory(args, Path(args.corpus).parent.name) as (factory, full_text):
         ranker = EvalRanker(encoder, docs, dense=args.mode != "lexical",
-                            progress=not args.quiet, index_factory=factory)
+                            progress=not args.quiet, index_factory=factory,
+                            full_text_factory=full_text)
         run = ranker.rank(queries, k=args.top_k, mode=args.mode, progress=not args.quiet)
     write_trec(run, sys.stdout, tag=args.tag or f"g60-{args.mode}")
     return 0
@@ -103,8 +115,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     rows = []
     flags = {}
-    with _index_factory(args, set_dir.name) as factory:
-        ranker = EvalRanker(encoder, docs, progress=not args.quiet, index_factory=factory)
+    with _index_factory(args, set_dir.name) as (factory, full_text):
+        ranker = EvalRanker(encoder, docs, progress=not args.quiet, index_factory=factory,
+                            full_text_factory=full_text)
         build_s = time.perf_counter() - started
         for mode in args.modes:
             run, labels = ranker.rank_rated(queries, k=100, mode=mode)
@@ -112,7 +125,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             if any(labels.values()):
                 flags[mode] = score_flags(labels, qrels)
     where = ("in-process FAISS" if args.index != "milvus"
-             else f"Milvus ({args.milvus_index_type}; BM25 in-process)")
+             else f"Milvus ({args.milvus_index_type}; BM25 "
+                  f"{'Milvus full-text' if args.lexical == 'milvus' else 'in-process'})")
     print(f"{set_dir.name}: {len(docs)} documents, {len(queries)} queries, "
           f"model {encoder.name}, vectors in {where}")
     encode_s = ranker.timings.encode_documents_s
@@ -150,6 +164,9 @@ def _index_options(parser: argparse.ArgumentParser) -> None:
                              "Lite file (default: a temporary one)")
     parser.add_argument("--milvus-index-type", default="FLAT",
                         choices=("FLAT", "HNSW", "IVF_FLAT", "AUTOINDEX"))
+    parser.add_argument("--lexical", default="milvus", choices=("milvus", "process"),
+                        help="with --index milvus: BM25 by Milvus's full-text search "
+                             "(default) or in this process")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,9 +9,11 @@ process that points there.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from matcher.lexical_milvus import MilvusFullText
 from matcher.milvus_hashes import MilvusHashes
 from matcher.types import Side
 from matcher.vector_common import read_sidecar
@@ -21,6 +23,7 @@ from matcher.vector_milvus import KIND as MILVUS_KIND
 
 BACKENDS = ("faiss", "milvus")
 ROLES = ("vectors", "windows")
+LEXICAL_PLACES = ("milvus", "process")
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,9 @@ class IndexBackend:
     milvus_uri: str = ""
     collection_prefix: str = "g60"
     milvus_index_type: str = "FLAT"
+    # "milvus": the BM25 side is searched with Milvus's full-text search too
+    # (`matcher.lexical_milvus`); "process": in each process, as with FAISS.
+    milvus_lexical: str = "milvus"
 
     def __post_init__(self) -> None:
         if self.name not in BACKENDS:
@@ -37,6 +43,8 @@ class IndexBackend:
             raise ValueError("the Milvus backend needs a URI (MILVUS_URI)")
         if self.milvus_index_type not in INDEX_TYPES:
             raise ValueError(f"Milvus index type must be one of {INDEX_TYPES}")
+        if self.milvus_lexical not in LEXICAL_PLACES:
+            raise ValueError(f"the Milvus lexical side must be one of {LEXICAL_PLACES}")
 
     @property
     def shared(self) -> bool:
@@ -55,6 +63,15 @@ class IndexBackend:
         return MilvusIndex(dimension, uri=self.milvus_uri,
                            collection=self.collection(side, role),
                            index_type=self.milvus_index_type)
+
+    @property
+    def full_text_factory(self) -> Callable[[Side], MilvusFullText] | None:
+        """What makes each side's full-text collection, `<prefix>_<side>_text` (None: the
+        BM25 side is searched in the process)."""
+        if self.name == "faiss" or self.milvus_lexical != "milvus":
+            return None
+        return lambda side: MilvusFullText(uri=self.milvus_uri,
+                                           collection=f"{self.collection_prefix}_{side}_text")
 
     def hashes(self, side: Side) -> MilvusHashes | None:
         """Where the shared content hashes of a side live (None: in the folder only)."""

@@ -150,7 +150,8 @@ class IndexStore:
         self.home = Path(home)
         self.encoder = encoder
         self.backend = backend or IndexBackend()
-        self.matcher = Matcher(encoder, index_factory=self.backend.new)
+        self.matcher = Matcher(encoder, index_factory=self.backend.new,
+                               full_text_factory=self.backend.full_text_factory)
         self._indexed_hashes: dict[Side, dict[int, str]] = {side: {} for side in SIDES}
         # Sides whose in-memory index differs from the files last saved.
         self._unsaved: set[Side] = set()
@@ -347,6 +348,10 @@ class IndexStore:
             coll.lexical.add((i.id, i.full_text) for i in unworded)
         if fresh:
             self.matcher.index_items([i for i in items if i.id in fresh_set], progress=progress)
+        if coll.full_text is not None:
+            # Milvus's copy of the words, compared with what this sync sees: a vocabulary
+            # change, an item gone, a write an outage lost.
+            coll.full_text.reconcile(coll.items, coll.lexical)
         self._indexed_hashes[side] = dict(wanted)
         if gone or fresh or rebuilt or problem or side in self._unsaved \
                 or not (side_folder(self.home, side) / HASHES_FILE).exists():
@@ -365,6 +370,10 @@ class IndexStore:
                 indexed: dict[int, str] = {}
             else:
                 indexed = self._indexed_hashes[side]
+            full_text = self.matcher.collections[side].full_text
+            if not problem and full_text is not None and set(full_text.held()) != set(indexed):
+                # Only the ids: the rows' versions need the items' texts, which a sync reads.
+                problem = "Milvus 全文索引与 hashes.json 的条目不一致"
             fresh, added, gone = _difference(wanted, indexed)
             reports.append(SyncReport(side, added, len(fresh) - added, len(gone), len(wanted),
                                       bool(problem), problem))
@@ -456,6 +465,8 @@ class IndexStore:
                                     tolerance=EDIT_TOLERANCE)
             if retokenised is not None:
                 coll.lexical = retokenised
+                if coll.full_text is not None:
+                    coll.full_text.reconcile(coll.items, coll.lexical)
         if save and side in self._unsaved:  # a facet-only edit changes nothing on disk
             self.save_side(side, change_id=change_id)
         return len(dropped) + len(fresh)

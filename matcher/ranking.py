@@ -12,6 +12,7 @@ import numpy as np
 from embeddings.base import Encoder, encode_document_windows
 from matcher.evaluation import EvalDoc, EvalQuery, Run, load_corpus, load_queries
 from matcher.lexical import LexicalIndex
+from matcher.lexical_milvus import MilvusFullText
 from matcher.retriever import Matcher, Mode
 from matcher.types import Item, Side
 from matcher.vector_index import VectorIndex
@@ -34,14 +35,16 @@ class EvalRanker:
 
     def __init__(self, encoder: Encoder | None, docs: Sequence[EvalDoc], *, dense: bool = True,
                  progress: bool = False,
-                 index_factory: Callable[[int, Side, str], VectorIndex] | None = None) -> None:
+                 index_factory: Callable[[int, Side, str], VectorIndex] | None = None,
+                 full_text_factory: Callable[[Side], MilvusFullText] | None = None) -> None:
         if dense and encoder is None:
             raise ValueError("dense ranking needs an encoder")
         self.docs = list(docs)
         self.timings = RankTimings(queries_s={})
         # `index_factory`: where the vectors go (FAISS in memory by default; `evaluate
-        # --index milvus` passes Milvus collections).
-        self.matcher = Matcher(encoder if dense else None, index_factory=index_factory)
+        # --index milvus` passes Milvus collections, and Milvus's full-text search for BM25).
+        self.matcher = Matcher(encoder if dense else None, index_factory=index_factory,
+                               full_text_factory=full_text_factory)
         # BM25 cuts the set's text with the domain vocabulary of its keyword fields, as the
         # platform's index does (the keywords are in `d.text` already, so not in Item's).
         self.matcher.collections[SIDE].lexical = LexicalIndex(

@@ -29,7 +29,8 @@ from matcher.explain import (
 from matcher.filters import Filters
 from matcher.fusion import Fusion, default_fusion
 from matcher.language import LanguageCentres, language_of
-from matcher.lexical import LexicalIndex
+from matcher.lexical import LexicalIndex, LexicalScores
+from matcher.lexical_milvus import FullTextScores, MilvusFullText
 from matcher.strength import default_model, features
 from matcher.types import SIDES, Explanation, Item, Match, Side, Strength
 from matcher.vector_index import VectorIndex, new_index
@@ -100,6 +101,9 @@ class Collection:
     vectors: VectorIndex
     windows: VectorIndex
     lexical: LexicalIndex = field(default_factory=LexicalIndex)
+    # With Milvus: the texts searched by Milvus's BM25 (`matcher.lexical_milvus`); `lexical`
+    # still cuts them and holds the side's word statistics.
+    full_text: MilvusFullText | None = None
     items: dict[int, Item] = field(default_factory=dict)
     # item id -> how many windows it has beyond the first (only items with any)
     extra_windows: dict[int, int] = field(default_factory=dict)
@@ -117,6 +121,7 @@ class Collection:
 
     def set_facets(self, items: Sequence[Item]) -> None:
         """Facet-only edits: write the new facets beside the stored vectors (and windows)."""
+        self.write_full_text(items)
         if not items or not self.filters_inside():
             return
         ids = np.array([i.id for i in items], dtype=np.int64)
@@ -130,6 +135,19 @@ class Collection:
         if window_ids:
             self.windows.set_facets(  # type: ignore[attr-defined]
                 np.array(window_ids, dtype=np.int64), window_facets)
+
+    def write_full_text(self, items: Sequence[Item]) -> None:
+        if items and self.full_text is not None:
+            self.full_text.upsert(items, self.lexical)
+
+    def lexical_scores(self, text: str, words: Sequence[str], query_side: LexicalIndex,
+                       filters: Filters | None) -> LexicalScores | FullTextScores:
+        """One query's BM25 scores: from Milvus's full-text search where the side has one,
+        else from the in-process index. Both weigh the words by the query's side."""
+        if self.full_text is None:
+            return self.lexical.score(text, query_side=query_side, words=words)
+        return self.full_text.scores(words, [query_side.query_weight(w) for w in words],
+                                     filters, self.items)
 
     def reload_window_counts(self) -> None:
         """Rebuild `extra_windows` from the windows index (after loading it from disk)."""
@@ -263,6 +281,7 @@ class Matcher:
         *,
         fusion: Fusion | None = None,
         index_factory: Callable[[int, Side, str], VectorIndex] | None = None,
+        full_text_factory: Callable[[Side], MilvusFullText] | None = None,
     ) -> None:
         # encoder None: a lexical-only matcher (BM25 runs need no model).
         self.encoder = encoder
@@ -273,7 +292,8 @@ class Matcher:
         make = index_factory or (lambda d, _side, _role: new_index(d))
         self.collections: dict[Side, Collection] = {
             side: Collection(side, make(dimension, side, "vectors"),
-                             make(dimension, side, "windows"))
+                             make(dimension, side, "windows"),
+                             full_text=full_text_factory(side) if full_text_factory else None)
             for side in SIDES
         }
         self.hub_weight = HUB_WEIGHT  # 0: rank without the hub discount
@@ -326,6 +346,7 @@ class Matcher:
                     coll.centres.add(ids, [language_of(items[n].full_text) for n in rows],
                                      np.vstack([windows[n][:1] for n in rows]))
             coll.lexical.add((items[n].id, items[n].full_text) for n in rows)
+            coll.write_full_text([items[n] for n in rows])
             coll.items.update((items[n].id, items[n]) for n in rows)
 
     @staticmethod
@@ -372,6 +393,8 @@ class Matcher:
         coll.vectors.remove(ids)
         coll.drop_windows(ids.tolist())
         coll.lexical.remove(ids.tolist())
+        if coll.full_text is not None:
+            coll.full_text.remove(ids.tolist())
         for i in ids.tolist():
             del coll.items[i]
         return len(ids)
@@ -445,7 +468,7 @@ class Matcher:
             share = known_share_of(coll.lexical, words)
             ranked = self._rank_one(
                 coll, text, words, share, None if query_vectors is None else query_vectors[n],
-                dense_hits[n], allowed, mode, depth, source,
+                dense_hits[n], allowed, mode, depth, source, filters,
             )
             ranked = [r for r in ranked if r[0] != skip][:k]
             facets = query_facets[n] if query_facets else {}
@@ -488,11 +511,12 @@ class Matcher:
         mode: Mode,
         depth: int,
         query_side: LexicalIndex,
+        filters: Filters | None = None,
     ) -> list[tuple[int, float, float, float]]:
         """(id, fused score, dense score, lexical score), best first."""
         if mode == "dense":
             return [(i, s, s, float("nan")) for i, s in dense_hits]
-        lexical_scores = coll.lexical.score(text, query_side=query_side, words=words)
+        lexical_scores = coll.lexical_scores(text, words, query_side, filters)
         lexical_hits = lexical_scores.top(depth + 1, allowed_ids=allowed)
         if mode == "lexical":
             return [(i, s, float("nan"), s) for i, s in lexical_hits]

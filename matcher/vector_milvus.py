@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -84,6 +85,17 @@ def redacted(uri: str) -> str:
     """The URI without a password, for messages and the sidecar."""
     return re.sub(r"//[^/@]*@", "//***@", uri)
 
+
+class _NoClientTimestampNotes(logging.Filter):
+    """pymilvus notes at each paged read that Milvus Lite has no timestamp service and that it
+    uses the client's clock instead: true, harmless (every collection here is read with
+    Strong consistency), and hundreds of lines in a worker's log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "failed to get mvccTs" not in record.getMessage()
+
+
+logging.getLogger("pymilvus.client.iterator.query_iterator").addFilter(_NoClientTimestampNotes())
 
 _CLIENTS: dict[str, Any] = {}
 

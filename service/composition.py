@@ -33,7 +33,8 @@ def backend_for(settings: Settings) -> IndexBackend:
     """Where the settings put the vector indexes (in process, or on Milvus)."""
     if settings.index_backend == "milvus":
         return IndexBackend("milvus", settings.milvus_uri_or_default,
-                            settings.milvus_collection_prefix, settings.milvus_index_type)
+                            settings.milvus_collection_prefix, settings.milvus_index_type,
+                            settings.milvus_lexical)
     return IndexBackend()
 
 

@@ -29,6 +29,7 @@ MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 SMTP_TLS_MODES = ("none", "starttls", "ssl")
 INDEX_BACKENDS = ("faiss", "milvus")
 MILVUS_INDEX_TYPES = ("FLAT", "HNSW", "IVF_FLAT", "AUTOINDEX")
+MILVUS_LEXICAL = ("milvus", "process")
 # The port each TLS mode usually listens on, when SMTP_PORT is not given.
 SMTP_DEFAULT_PORTS = {"none": 25, "starttls": 587, "ssl": 465}
 
@@ -142,6 +143,9 @@ class Settings:
     milvus_collection_prefix: str = "g60"
     # FLAT searches exactly (as FAISS does below its IVF threshold); HNSW for millions.
     milvus_index_type: str = "FLAT"
+    # Where the BM25 side is searched with Milvus: "milvus" (its full-text search, one index
+    # for every worker) or "process" (each worker's own, as with FAISS).
+    milvus_lexical: str = "milvus"
 
     def __post_init__(self) -> None:
         # Checked here, not per variable: the sender matters only once a server is named.
@@ -309,5 +313,6 @@ _VARIABLES: dict[str, tuple[str, Any]] = {
     "MILVUS_URI": ("milvus_uri", _plain),
     "MILVUS_COLLECTION_PREFIX": ("milvus_collection_prefix", _collection_prefix),
     "MILVUS_INDEX_TYPE": ("milvus_index_type", _choice(MILVUS_INDEX_TYPES, upper=True)),
+    "MILVUS_LEXICAL": ("milvus_lexical", _choice(MILVUS_LEXICAL)),
 }
 VARIABLES = tuple(_VARIABLES)

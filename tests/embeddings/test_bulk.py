@@ -236,7 +236,7 @@ def test_a_local_ray_that_does_not_start_is_a_named_error(
     shut: list[bool] = []
 
     def fail(**kwargs: object) -> None:
-        seen["wait"] = os.environ.get("RAY_gcs_server_port_wait_time_s")
+        seen["wait"] = os.environ.get("RAY_gcs_server_port_wait_time_s")  # noqa: SIM112
         raise RuntimeError("Timed out waiting for file gcs_server_port_x")
 
     monkeypatch.setattr(ray, "init", fail)

@@ -107,6 +107,10 @@ def test_the_settings_choose_the_backend(tmp_path: Path) -> None:
                                   "MILVUS_INDEX_TYPE": "hnsw"})
     backend = backend_for(settings)
     assert backend.name == "milvus" and backend.milvus_index_type == "HNSW"
+    assert backend.milvus_lexical == "milvus" and backend.full_text_factory is not None
+    in_process = backend_for(Settings.from_env({"INDEX_BACKEND": "milvus",
+                                                "MILVUS_LEXICAL": "Process"}))
+    assert in_process.full_text_factory is None
     assert backend.milvus_uri == str(tmp_path / "milvus" / "indexes.db")  # Lite by default
     assert backend.collection("need", "windows") == "g60_need_windows"
     remote = Settings.from_env({"INDEX_BACKEND": "milvus",
@@ -116,7 +120,7 @@ def test_the_settings_choose_the_backend(tmp_path: Path) -> None:
     assert served.location("result", "vectors") == "http://***@milvus:19530#songjiang_result_vectors"
     assert "pw@" not in repr(remote)  # the URI may carry a password
     for name, value in [("INDEX_BACKEND", "elastic"), ("MILVUS_INDEX_TYPE", "DISKANN"),
-                        ("MILVUS_COLLECTION_PREFIX", "g60-prod")]:
+                        ("MILVUS_COLLECTION_PREFIX", "g60-prod"), ("MILVUS_LEXICAL", "es")]:
         with pytest.raises(SettingsError, match=name):
             Settings.from_env({name: value})
 
