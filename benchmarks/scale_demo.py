@@ -79,8 +79,8 @@ from corpora.models import (  # noqa: E402
     dedup_key_of,
     split_joined,
 )
+from matcher.collection import window_id  # noqa: E402
 from matcher.indexing import IndexStore  # noqa: E402
-from matcher.retriever import window_id  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_PASSWORD = "g60-demo-2026"  # service.demo.DEMO_PASSWORD

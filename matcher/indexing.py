@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from embeddings.base import Encoder
+from matcher.collection import Collection
 from matcher.index_backend import IndexBackend
 from matcher.index_files import (
     HASHES_FILE,
@@ -52,7 +53,7 @@ from matcher.index_files import (
 )
 from matcher.lexical import LexicalIndex, PackedWords, save_packed
 from matcher.milvus_hashes import MilvusHashes
-from matcher.retriever import Collection, Matcher
+from matcher.retriever import Matcher
 from matcher.types import SIDES, Item, ItemSource, Side
 from matcher.vector_common import (
     TEMP_PREFIX,

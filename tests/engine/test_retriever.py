@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 from embeddings.fake import FakeEncoder
+from matcher.collection import LATER_WINDOW_DISCOUNT
 from matcher.filters import Filters
-from matcher.retriever import LATER_WINDOW_DISCOUNT, Matcher, known_share
+from matcher.retriever import Matcher, known_share
 from matcher.types import Item
 
 RESULTS = [
