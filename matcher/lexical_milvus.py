@@ -87,11 +87,11 @@ def words_field(words: Iterable[str]) -> str:
 class FullTextScores:
     """One query's BM25 scores from Milvus, read as `LexicalScores` are: `top` and `of`.
 
-    `top` runs one search, filtered inside Milvus when there are filters. `of` reads the
-    unfiltered ranking, as deep as it must (at most `MAX_K`): an id beyond it has a score
-    below every one returned, and counts as 0. Not a search restricted to the ids: Milvus
-    Lite computes BM25's statistics over the rows a filter lets through, which would
-    score the same item differently from `top`."""
+    Both read the unfiltered ranking, fetched once (`_ranking`): an id beyond its `MAX_K`
+    hits has a score below every one returned, and counts as 0. With filters, `top` runs
+    a search filtered inside Milvus instead, and `of` still reads the unfiltered ranking,
+    not a search restricted to the ids: Milvus Lite computes BM25's statistics over the
+    rows a filter lets through, which would score an item differently from unfiltered."""
 
     index: MilvusFullText
     query: str
@@ -100,17 +100,18 @@ class FullTextScores:
     # The ids this process has applied: another may have added rows it does not know yet.
     served: Container[int]
     known: dict[int, float] = field(default_factory=dict)
-    _depth: int = 0  # how deep the unfiltered ranking in `known` goes
-    _complete: bool = False  # ... and whether it holds every positive score
+    _fetched: bool = False  # has `known` the unfiltered ranking?
 
-    def _ranking(self, depth: int) -> None:
-        if self._complete or depth <= self._depth:
+    def _ranking(self) -> None:
+        """The unfiltered ranking, as deep as Milvus goes (every positive score up to
+        `MAX_K`), in one search: `top` and `of` both read it, and Milvus scores every
+        posting whatever the limit, so a deeper limit costs only the transfer."""
+        if self._fetched:
             return
-        depth = min(depth, MAX_K)
+        depth = min(max(self.index.count(), 1), MAX_K)
         hits = self.index.search(self.query, depth, "")
         self.known.update((i, s / self.scale) for i, s in hits)
-        self._depth = depth
-        self._complete = len(hits) < depth or depth == MAX_K
+        self._fetched = True
 
     def top(self, k: int, *, allowed_ids: np.ndarray | None = None) -> list[tuple[int, float]]:
         if not self.query:
@@ -121,7 +122,7 @@ class FullTextScores:
                                      milvus_filter(self.filters))
             scored = [(i, s / self.scale) for i, s in hits]
         else:
-            self._ranking(asked)
+            self._ranking()
             scored = sorted(self.known.items(), key=lambda pair: (-pair[1], pair[0]))
         keep = None if allowed_ids is None else set(
             np.asarray(allowed_ids, dtype=np.int64).tolist())
@@ -130,8 +131,8 @@ class FullTextScores:
 
     def of(self, ids: np.ndarray) -> np.ndarray:
         ids = np.asarray(ids, dtype=np.int64)
-        if self.query and any(i not in self.known for i in ids.tolist()):
-            self._ranking(max(self.index.count(), 1))
+        if self.query:
+            self._ranking()
         return np.array([self.known.get(i, 0.0) for i in ids.tolist()], dtype=np.float32)
 
 
